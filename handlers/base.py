@@ -1,0 +1,115 @@
+"""The base handler: dependency injection, token auth in ``prepare``, JSON errors everywhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import tornado.web
+
+from app.auth import token_from_header, token_matches
+from app.services import Services
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CODES = {
+    400: "bad_request",
+    401: "missing_token",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    411: "length_required",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(tornado.web.HTTPError):
+    """An HTTP error with a stable machine-readable ``code``; the message is for humans."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status)
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The one error shape: ``{"error": {"code": ..., "message": ...}}``."""
+    return {"error": {"code": code, "message": message}}
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Every handler derives from this; ``public = True`` opts out of the token check."""
+
+    public = False
+
+    def initialize(self, services: Services) -> None:
+        self.services = services
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def prepare(self) -> None:
+        if not self.public:
+            self.require_token()
+
+    def require_token(self) -> None:
+        """401 when no token is sent, 403 when it is not one of ours (the original's rule)."""
+        token = token_from_header(self.request.headers.get("Authorization"))
+        if token is None:
+            raise ApiError(401, "missing_token", "send the API token in the Authorization header")
+        if not token_matches(token, self.services.tokens):
+            raise ApiError(403, "invalid_token", "the API token is not valid")
+
+    def write_json(self, obj: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            code, message = exc.code, exc.message
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
+            code = DEFAULT_CODES.get(status_code, "error")
+            message = exc.log_message or self._reason
+        elif status_code < 500:
+            code, message = DEFAULT_CODES.get(status_code, "error"), self._reason
+        else:
+            # Never str(exc): internals stay in the log (written by log_exception).
+            code, message = DEFAULT_CODES.get(status_code, "internal_error"), "internal error"
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(error_body(code, message)))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, tornado.web.HTTPError):
+            # Client errors are expected; the request log line already records the status.
+            log.debug("%s %s: %s", self.request.method, type(self).__name__, value)
+            return
+        log.error(
+            "uncaught exception in %s %s", self.request.method, type(self).__name__,
+            exc_info=(typ, value, tb),
+        )
+
+
+class NotFoundHandler(BaseHandler):
+    """JSON 404 for every unknown path (``default_handler_class``)."""
+
+    public = True
+
+    def prepare(self) -> None:
+        raise ApiError(404, "not_found", "no such endpoint")

@@ -1,0 +1,169 @@
+"""``POST /upload`` (one ``image`` field) and ``POST /uploads`` (several), the original's API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import tornado.httputil
+import tornado.web
+
+from app.executor import Overloaded
+from handlers.base import ApiError, BaseHandler, error_body
+from models.decode import ImageError
+from models.pipeline import Pipeline, Policy
+from models.report import IMAGE_OPTIONS, ReportOptions, build_report
+
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def assess_one(pipeline: Pipeline, data: bytes, policy: Policy, options: ReportOptions) -> bytes:
+    """Run the pipeline on one file and return the JSON report (runs on the executor)."""
+    return _dumps(build_report(pipeline.assess(data, policy), options))
+
+
+def assess_many(
+    pipeline: Pipeline,
+    files: list[tuple[str, bytes]],
+    policy: Policy,
+    options: ReportOptions,
+    max_image_bytes: int,
+) -> bytes:
+    """Assess several files in order; a bad file becomes an error entry (runs on the executor)."""
+    out: list[dict[str, Any]] = []
+    for name, data in files:
+        if len(data) > max_image_bytes:
+            entry = error_body("image_too_large", f"the file is larger than {max_image_bytes} bytes")
+        else:
+            try:
+                entry = build_report(pipeline.assess(data, policy), options)
+            except ImageError as exc:
+                entry = error_body(exc.code, exc.message)
+                entry["status"] = exc.status
+        entry["filename"] = name
+        out.append(entry)
+    return _dumps(out)
+
+
+@tornado.web.stream_request_body
+class UploadHandler(BaseHandler):
+    """Assess the image in multipart field ``image`` and answer its report."""
+
+    many = False
+
+    def prepare(self) -> None:
+        super().prepare()  # the token is checked before a byte of the body is read
+        limit = self.services.settings.max_body_bytes
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                raise ApiError(400, "bad_request", "Content-Length is not a number") from None
+            if size > limit:
+                raise ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
+        self.request.connection.set_max_body_size(limit + 1)
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        self.options = self._options()
+        self.policy = self._policy()
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._too_large:
+            return
+        self._size += len(chunk)
+        if self._size > self.services.settings.max_body_bytes:
+            self._too_large = True
+            self._chunks.clear()
+            return
+        self._chunks.append(chunk)
+
+    def _options(self) -> ReportOptions:
+        images = self.get_query_argument("images", "all")
+        if images not in IMAGE_OPTIONS:
+            raise ApiError(400, "bad_parameter", "images must be one of all, aligned, none")
+        flags = {}
+        for name in ("mark", "rejected"):
+            raw = self.get_query_argument(name, "1").strip().lower()
+            if raw not in _FLAGS:
+                raise ApiError(400, "bad_parameter", f"{name} must be 0 or 1")
+            flags[name] = _FLAGS[raw]
+        return ReportOptions(images=images, mark=flags["mark"], rejected=flags["rejected"])
+
+    def _policy(self) -> Policy:
+        params = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        try:
+            return self.services.policy.with_overrides(params)
+        except ValueError as exc:
+            raise ApiError(400, "bad_parameter", str(exc)) from None
+
+    def _files(self) -> list[tuple[str, bytes]]:
+        content_type = self.request.headers.get("Content-Type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise ApiError(
+                415, "unsupported_media_type", "send multipart/form-data with an 'image' field"
+            )
+        args: dict[str, list[bytes]] = {}
+        files: dict[str, list[tornado.httputil.HTTPFile]] = {}
+        tornado.httputil.parse_body_arguments(
+            content_type, b"".join(self._chunks), args, files, self.request.headers
+        )
+        found = [(f.filename or "image", f.body) for f in files.get("image", [])]
+        # A client that sends the bytes as a plain field (no filename) still means an image.
+        found += [("image", body) for body in args.get("image", [])]
+        if not found:
+            raise ApiError(400, "missing_field", "the multipart field 'image' is missing")
+        return found
+
+    def _pipeline(self) -> Pipeline:
+        pipeline = self.services.models.pipeline
+        if pipeline is None:
+            raise ApiError(
+                503, "not_ready", "the models are still loading", headers={"Retry-After": "5"}
+            )
+        return pipeline
+
+    async def post(self) -> None:
+        if self._too_large:
+            limit = self.services.settings.max_body_bytes
+            raise ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
+        files = self._files()
+        pipeline = self._pipeline()
+        max_image = self.services.settings.max_image_bytes
+        try:
+            if self.many:
+                body = await self.services.executor.submit(
+                    assess_many, pipeline, files, self.policy, self.options, max_image
+                )
+            else:
+                name, data = files[0]
+                if len(data) > max_image:
+                    raise ApiError(413, "image_too_large", f"the file exceeds {max_image} bytes")
+                body = await self.services.executor.submit(
+                    assess_one, pipeline, data, self.policy, self.options
+                )
+        except Overloaded:
+            raise ApiError(
+                503, "overloaded", "too many images in progress; retry shortly",
+                headers={"Retry-After": "1"},
+            ) from None
+        except ImageError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        self.finish(body)
+
+
+class UploadsHandler(UploadHandler):
+    """Assess every ``image`` field in order; answer a JSON list with one entry per file."""
+
+    many = True
+
+
+routes = [
+    (r"/upload", UploadHandler),
+    (r"/uploads", UploadsHandler),
+]

@@ -1,0 +1,1 @@
+"""ML and image code: decode, detect, align, blur, pose, pipeline, report. Never imports Tornado."""

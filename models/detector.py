@@ -1,0 +1,435 @@
+"""MTCNN face detector: the ``mtcnn`` package's networks and weights, compiled and vectorised.
+
+``MTCNNDetector`` finds what ``mtcnn.MTCNN().detect_faces`` (mtcnn 1.0.0) finds, in the same
+order and with the same confidences, but many times faster: the package calls its Keras models
+eagerly (heavy per-call overhead) and builds N x N matrices for non-maximum suppression. Here
+each network runs inside one ``tf.function`` traced once (pyramid resize and patch extraction
+included, with the package's exact ops: AREA resize of the [-1, 1] image, bilinear
+``crop_and_resize``), RNet and ONet see all candidates in one batch each, and the box decoding
+and suppression are vectorised numpy that reproduces the package's float64 arithmetic and its
+non-greedy suppression rule (see ``suppress``).
+
+One deliberate difference: mtcnn 1.0.0 sizes its scale pyramid without the base scale
+``12 / min_face_size``, so for ``min_face_size`` >= 30 (and for some images from about 25) its
+smallest levels shrink below what PNet can take and it fails or silently returns nothing. Below
+``LEGACY_PYRAMID_BELOW`` we keep the package's pyramid level for level (minus the levels it
+would fail on); from there on the pyramid is built correctly: every level whose smaller side is
+at least 12 px. ``min_face_size`` is restricted to ``[MIN_FACE_SIZE_MIN, MIN_FACE_SIZE_MAX]``;
+below 12 px the pyramid would upscale the image.
+
+Conventions (``models.types``): input images are (H, W, 3) uint8 **RGB**; boxes are
+``(x, y, w, h)`` float pixels, clipped to the image as the package's ``fit_to_image`` does
+(corners within ``[0, W-1] x [0, H-1]``); landmarks are (5, 2) float32 in ``LANDMARK_NAMES``
+order, not clipped, ``left_eye`` being the eye on the image's left.
+
+Thread safety: ``detect`` may be called from several threads once ``warm_up`` has run (the
+compiled functions are traced there; calling them concurrently is safe).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import time
+
+import numpy as np
+import tensorflow as tf
+from mtcnn.network.onet import ONet
+from mtcnn.network.pnet import PNet
+from mtcnn.network.rnet import RNet
+from mtcnn.utils.tensorflow import load_weights
+
+from models.types import Face
+
+log = logging.getLogger(__name__)
+
+MIN_FACE_SIZE_MIN = 12
+MIN_FACE_SIZE_MAX = 1000
+# From this min_face_size on, the corrected pyramid replaces the package's (see module doc).
+LEGACY_PYRAMID_BELOW = 30
+
+_CELL = 12  # PNet window, px of a pyramid level
+_STRIDE = 2  # PNet output stride, px of a pyramid level
+_PNET_MIN_SIDE = 11  # smallest level side that still gives PNet a non-empty output
+_RNET_SIZE = 24
+_ONET_SIZE = 48
+# The package's suppression thresholds (StagePNet nms_pnet1/nms_pnet2, StageRNet, StageONet).
+_NMS_PNET_LEVEL = 0.5
+_NMS_PNET_ALL = 0.7
+_NMS_RNET = 0.7
+_NMS_ONET = 0.7
+
+_IMAGE_SPEC = tf.TensorSpec([1, None, None, 3], tf.float32)
+_BOXES_SPEC = tf.TensorSpec([None, 4], tf.float32)
+
+
+def scale_pyramid(
+    height: int, width: int, min_face_size: int, scale_factor: float = 0.709
+) -> list[float]:
+    """Return the pyramid scales PNet runs at, largest first.
+
+    Below ``LEGACY_PYRAMID_BELOW`` these are mtcnn 1.0.0's scales
+    (``utils.images.build_scale_pyramid``), minus any level too small for PNet (the package
+    fails on those); from there on, ``12 / min_face_size * scale_factor**k`` for every ``k``
+    whose level keeps its smaller side >= 12 px.
+
+    Args:
+        height: image height in pixels.
+        width: image width in pixels.
+        min_face_size: smallest face side to find, pixels.
+        scale_factor: ratio between consecutive levels, in (0, 1).
+
+    Returns:
+        The scales, possibly empty (image too small for PNet).
+    """
+    min_dim = min(height, width)
+    if min_dim < _CELL:
+        return []
+    base = _CELL / min_face_size
+    if min_face_size < LEGACY_PYRAMID_BELOW:
+        # The package's arithmetic, kept as is: level sizes are truncated from these floats.
+        count = round(-((np.log(min_dim / _CELL) / np.log(scale_factor)) + 1))
+        scales = base * scale_factor ** np.arange(max(count, 0))
+        return [float(s) for s in scales if _level_shape(height, width, s).min() >= _PNET_MIN_SIDE]
+    count = 0
+    while min_dim * (base * scale_factor**count) >= _CELL:
+        count += 1
+    return [float(s) for s in base * scale_factor ** np.arange(count)]
+
+
+def _level_shape(height: int, width: int, scale: float) -> np.ndarray:
+    """Return a pyramid level's (h, w) as the package gets it: float product, truncated."""
+    return (np.asarray([height, width]) * np.float64(scale)).astype(np.int32)
+
+
+def suppress(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Return the indices of the boxes that mtcnn 1.0.0's ``nms`` keeps, ascending.
+
+    Not greedy NMS: box ``j`` is dropped when *any* box before it (already dropped or not)
+    overlaps it by more than ``threshold``. Overlap is the package's formula, in float64:
+    ``inter / (area_i + area_j - inter)`` ("union") or ``inter / min(area_i, area_j)``
+    ("min"), areas ``(x2 - x1) * (y2 - y1)`` without the +1. Only pairs that overlap in x are
+    ever compared (found by a sweep over x1), so this costs far less than the package's N x N
+    matrices while deciding every pair the same way: a pair without a positive intersection
+    has an overlap of 0 (or NaN), never above a threshold >= 0.
+
+    Args:
+        boxes: (N, 4) float64 ``x1, y1, x2, y2`` in rank order (best first).
+        threshold: overlap above which the later box is dropped, >= 0.
+        method: "union" or "min".
+
+    Returns:
+        (K,) int64 indices into ``boxes``, ascending (so still in rank order).
+    """
+    n = boxes.shape[0]
+    if n < 2:
+        return np.arange(n)
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = (x2 - x1) * (y2 - y1)
+    order = np.argsort(x1, kind="stable")
+    x1_sorted = x1[order]
+    # Partners of sorted box p: the boxes after it whose x1 lies before its x2.
+    end = np.searchsorted(x1_sorted, x2[order], side="left")
+    counts = np.maximum(end - np.arange(n) - 1, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return np.arange(n)
+    first = np.repeat(np.arange(n), counts)
+    starts = np.cumsum(counts) - counts
+    second = first + 1 + (np.arange(total) - np.repeat(starts, counts))
+    i, j = order[first], order[second]
+    inter_x = np.maximum(0, np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j]))
+    inter_y = np.maximum(0, np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j]))
+    inter = inter_x * inter_y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "union":
+            overlap = inter / (area[i] + area[j] - inter)
+        elif method == "min":
+            overlap = inter / np.minimum(area[i], area[j])
+        else:
+            raise ValueError(f"method must be 'union' or 'min', not {method!r}")
+        failed = overlap > threshold
+    dropped = np.zeros(n, dtype=bool)
+    dropped[np.maximum(i[failed], j[failed])] = True
+    return np.flatnonzero(~dropped)
+
+
+def _sort_by_score(boxes: np.ndarray, column: int = 5) -> np.ndarray:
+    """Sort rows by score, best first, exactly as the package (reversed default argsort)."""
+    return boxes[np.argsort(boxes[:, column])[::-1]]
+
+
+def _to_square(boxes: np.ndarray) -> np.ndarray:
+    """Grow boxes (columns 1..4 = x1, y1, x2, y2) to squares around their centre (package)."""
+    boxes = boxes.copy()
+    h = boxes[:, 4] - boxes[:, 2]
+    w = boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    boxes[:, 1] = boxes[:, 1] + w * 0.5 - side * 0.5
+    boxes[:, 2] = boxes[:, 2] + h * 0.5 - side * 0.5
+    boxes[:, 3] = boxes[:, 1] + side
+    boxes[:, 4] = boxes[:, 2] + side
+    return boxes
+
+
+def _refine(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Apply RNet/ONet box offsets as the package's ``adjust_bboxes`` does.
+
+    There the offsets are a TensorFlow tensor, so ``boxes += offsets * sizes`` is computed by
+    TensorFlow in float32 (numpy defers to the tensor's operators) and stored back into the
+    float64 array: both the product and the sum are rounded to float32 here too.
+    """
+    boxes = boxes.copy()
+    w = boxes[:, 3] - boxes[:, 1] + 1
+    h = boxes[:, 4] - boxes[:, 2] + 1
+    sizes = np.stack([w, h, w, h], axis=-1).astype(np.float32)
+    boxes[:, 1:5] = boxes[:, 1:5].astype(np.float32) + offsets.astype(np.float32) * sizes
+    return boxes
+
+
+def _pnet_candidates(
+    reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float
+) -> np.ndarray:
+    """Decode one level's PNet maps into rank-ordered boxes in image pixels (package math).
+
+    Args:
+        reg: (h, w, 4) float32 box regression of one level.
+        prob: (h, w) float32 face probability of one level.
+        scale: the level's scale.
+        threshold: PNet score threshold (strictly greater passes).
+
+    Returns:
+        (K, 6) float64 rows ``[0, x1, y1, x2, y2, score]``, best first.
+    """
+    ys, xs = np.where(prob > threshold)
+    if ys.size == 0:
+        return np.empty((0, 6))
+    r = reg[ys, xs]
+    span = _CELL - 1
+    left, top = xs * _STRIDE + 1, ys * _STRIDE + 1
+    right, bottom = xs * _STRIDE + _CELL, ys * _STRIDE + _CELL
+    boxes = np.stack(
+        [
+            np.zeros(ys.size),
+            left + r[:, 0].astype(np.float64) * span,
+            top + r[:, 1].astype(np.float64) * span,
+            right + r[:, 2].astype(np.float64) * span,
+            bottom + r[:, 3].astype(np.float64) * span,
+            prob[ys, xs],
+        ],
+        axis=1,
+    )
+    boxes = _sort_by_score(boxes)
+    boxes[:, 1:5] = boxes[:, 1:5] / np.float64(scale)
+    return boxes
+
+
+def _check_min_face_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"min_face_size must be an integer, not {type(value).__name__}")
+    if not MIN_FACE_SIZE_MIN <= value <= MIN_FACE_SIZE_MAX:
+        raise ValueError(
+            f"min_face_size must be between {MIN_FACE_SIZE_MIN} and {MIN_FACE_SIZE_MAX} "
+            f"pixels, got {value}"
+        )
+    return int(value)
+
+
+class MTCNNDetector:
+    """MTCNN (PNet -> RNet -> ONet) with the ``mtcnn`` package's weights and semantics.
+
+    Args:
+        min_face_size: default smallest face side to find, pixels, in
+            ``[MIN_FACE_SIZE_MIN, MIN_FACE_SIZE_MAX]``.
+        scale_factor: ratio between pyramid levels, in [0.1, 0.95].
+        thresholds: PNet, RNet and ONet score thresholds, each in [0, 1]; a candidate passes a
+            stage when its score is strictly greater.
+    """
+
+    name = "mtcnn"
+
+    def __init__(
+        self,
+        min_face_size: int = 20,
+        scale_factor: float = 0.709,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+    ) -> None:
+        self.min_face_size = _check_min_face_size(min_face_size)
+        if not 0.1 <= float(scale_factor) <= 0.95:
+            raise ValueError(f"scale_factor must be between 0.1 and 0.95, got {scale_factor}")
+        self.scale_factor = float(scale_factor)
+        if len(thresholds) != 3 or not all(0.0 <= float(t) <= 1.0 for t in thresholds):
+            raise ValueError(
+                f"thresholds must be three scores in [0, 1] (PNet, RNet, ONet), got {thresholds}"
+            )
+        self.thresholds = tuple(float(t) for t in thresholds)
+
+        started = time.perf_counter()
+        weights = importlib.resources.files("mtcnn.assets.weights")
+        self._pnet = self._load(PNet(), weights / "pnet.lz4")
+        self._rnet = self._load(RNet(), weights / "rnet.lz4")
+        self._onet = self._load(ONet(), weights / "onet.lz4")
+        self._normalize_fn = tf.function(
+            self._normalize_graph,
+            input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
+        )
+        self._pnet_fn = tf.function(
+            self._pnet_graph,
+            input_signature=[_IMAGE_SPEC, tf.TensorSpec([2], tf.int32)],
+        )
+        self._rnet_fn = tf.function(self._rnet_graph, input_signature=[_IMAGE_SPEC, _BOXES_SPEC])
+        self._onet_fn = tf.function(self._onet_graph, input_signature=[_IMAGE_SPEC, _BOXES_SPEC])
+        log.info("MTCNN weights loaded in %.2f s", time.perf_counter() - started)
+
+    @staticmethod
+    def _load(model: tf.keras.Model, path: object) -> tf.keras.Model:
+        model.build()
+        # The package's loader (joblib over lz4), given an absolute path.
+        model.set_weights(load_weights(str(path)))
+        return model
+
+    # -- compiled graphs ---------------------------------------------------------------------
+
+    @staticmethod
+    def _normalize_graph(image: tf.Tensor) -> tf.Tensor:
+        # Exact in float32 (steps of 1/256), so equal to the package's float64 values.
+        return ((tf.cast(image, tf.float32) - 127.5) / 128.0)[tf.newaxis]
+
+    def _pnet_graph(self, image: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        level = tf.image.resize(image, size, method=tf.image.ResizeMethod.AREA)
+        reg, prob = self._pnet(level, training=False)
+        return reg[0], prob[0, :, :, 1]
+
+    def _rnet_graph(self, image: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        patches = self._patches(image, boxes, _RNET_SIZE)
+        reg, prob = self._rnet(patches, training=False)
+        return reg, prob[:, 1]
+
+    def _onet_graph(
+        self, image: tf.Tensor, boxes: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        patches = self._patches(image, boxes, _ONET_SIZE)
+        reg, landmarks, prob = self._onet(patches, training=False)
+        return reg, landmarks, prob[:, 1]
+
+    @staticmethod
+    def _patches(image: tf.Tensor, boxes: tf.Tensor, size: int) -> tf.Tensor:
+        indices = tf.zeros(tf.shape(boxes)[:1], dtype=tf.int32)
+        return tf.image.crop_and_resize(image, boxes, indices, [size, size])
+
+    # -- public API --------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Trace and run every compiled function once, then one full detection."""
+        started = time.perf_counter()
+        image = self._normalize_fn(tf.zeros([48, 48, 3], tf.uint8))
+        boxes = tf.constant([[0.0, 0.0, 1.0, 1.0]], tf.float32)
+        self._pnet_fn(image, tf.constant([24, 24], tf.int32))
+        self._rnet_fn(image, boxes)
+        self._onet_fn(image, boxes)
+        rng = np.random.default_rng(0)
+        self.detect(rng.integers(0, 256, size=(96, 128, 3), dtype=np.uint8))
+        log.info("MTCNN warmed up in %.2f s", time.perf_counter() - started)
+
+    def detect(self, image: np.ndarray, min_face_size: int | None = None) -> list[Face]:
+        """Find the faces of one image.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            min_face_size: smallest face side to find, pixels; the detector's default when None.
+
+        Returns:
+            Faces in the package's order (ONet confidence, highest first): boxes ``(x, y, w, h)``
+            float pixels with corners clipped to the image, landmarks (5, 2) float32. Empty for
+            an image smaller than PNet's 12 px window.
+
+        Raises:
+            TypeError: ``image`` is not a numpy array or ``min_face_size`` not an integer.
+            ValueError: ``image`` is not (H, W, 3) uint8, or ``min_face_size`` out of range.
+        """
+        size = self.min_face_size if min_face_size is None else _check_min_face_size(min_face_size)
+        if not isinstance(image, np.ndarray):
+            raise TypeError(f"image must be a numpy array, not {type(image).__name__}")
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"image must be (H, W, 3) uint8 RGB, got shape {image.shape} {image.dtype}"
+            )
+        height, width = image.shape[:2]
+        scales = scale_pyramid(height, width, size, self.scale_factor)
+        if not scales:
+            return []
+        normalized = self._normalize_fn(image)
+        boxes = self._stage_pnet(normalized, height, width, scales)
+        if boxes.shape[0]:
+            boxes = self._stage_rnet(normalized, boxes, height, width)
+        if boxes.shape[0]:
+            boxes = self._stage_onet(normalized, boxes, height, width)
+        if not boxes.shape[0]:
+            return []
+        return self._faces(boxes, height, width)
+
+    # -- stages (numpy mirrors of mtcnn.stages, see module docstring) -------------------------
+
+    def _stage_pnet(
+        self, image: tf.Tensor, height: int, width: int, scales: list[float]
+    ) -> np.ndarray:
+        per_level = []
+        for scale in scales:
+            size = tf.constant(_level_shape(height, width, scale))
+            reg, prob = self._pnet_fn(image, size)
+            boxes = _pnet_candidates(reg.numpy(), prob.numpy(), scale, self.thresholds[0])
+            per_level.append(boxes[suppress(boxes[:, 1:5], _NMS_PNET_LEVEL)])
+        boxes = _sort_by_score(np.concatenate(per_level, axis=0))
+        boxes = boxes[suppress(boxes[:, 1:5], _NMS_PNET_ALL)]
+        return _to_square(boxes)
+
+    @staticmethod
+    def _crop_boxes(boxes: np.ndarray, height: int, width: int) -> tf.Tensor:
+        """Box corners as crop_and_resize wants them, normalised exactly as the package does."""
+        coords = boxes[:, [2, 1, 4, 3]] / np.asarray([[height, width, height, width]])
+        return tf.constant(coords.astype(np.float32))
+
+    def _stage_rnet(
+        self, image: tf.Tensor, boxes: np.ndarray, height: int, width: int
+    ) -> np.ndarray:
+        reg, prob = self._rnet_fn(image, self._crop_boxes(boxes, height, width))
+        boxes = boxes.copy()
+        boxes[:, 5] = prob.numpy()
+        boxes = _refine(boxes, reg.numpy())
+        boxes = boxes[boxes[:, 5] > self.thresholds[1]]
+        boxes = _sort_by_score(boxes)
+        boxes = boxes[suppress(boxes[:, 1:5], _NMS_RNET)]
+        return _to_square(boxes)
+
+    def _stage_onet(
+        self, image: tf.Tensor, boxes: np.ndarray, height: int, width: int
+    ) -> np.ndarray:
+        reg, marks, prob = self._onet_fn(image, self._crop_boxes(boxes, height, width))
+        # Landmarks are relative to the ONet input box; the package stores them in float32.
+        marks = marks.numpy().copy()
+        w = boxes[:, 3:4] - boxes[:, 1:2] + 1
+        h = boxes[:, 4:5] - boxes[:, 2:3] + 1
+        marks[:, 0:5] = w * marks[:, 0:5] + boxes[:, 1:2] - 1
+        marks[:, 5:10] = h * marks[:, 5:10] + boxes[:, 2:3] - 1
+        boxes = boxes.copy()
+        boxes[:, 5] = prob.numpy()
+        boxes = np.concatenate([_refine(boxes, reg.numpy()), marks], axis=-1)
+        boxes = boxes[boxes[:, 5] > self.thresholds[2]]
+        boxes = _sort_by_score(boxes)
+        return boxes[suppress(boxes[:, 1:5], _NMS_ONET, method="min")]
+
+    @staticmethod
+    def _faces(boxes: np.ndarray, height: int, width: int) -> list[Face]:
+        x1 = np.minimum(np.maximum(boxes[:, 1], 0), width - 1)
+        y1 = np.minimum(np.maximum(boxes[:, 2], 0), height - 1)
+        x2 = np.minimum(np.maximum(boxes[:, 3], 0), width - 1)
+        y2 = np.minimum(np.maximum(boxes[:, 4], 0), height - 1)
+        marks = np.stack([boxes[:, 6:11], boxes[:, 11:16]], axis=-1).astype(np.float32)
+        return [
+            Face(
+                box=(float(x1[k]), float(y1[k]), float(x2[k] - x1[k]), float(y2[k] - y1[k])),
+                confidence=float(boxes[k, 5]),
+                landmarks=marks[k],
+            )
+            for k in range(boxes.shape[0])
+        ]

@@ -1,0 +1,229 @@
+"""``Pipeline.assess``: the one place where an image becomes a verdict.
+
+decode -> detect (MTCNN) -> align (ArcFace 112x112) -> blur (Laplacian variance of the aligned
+crop) -> pose (batched over all faces) -> verdict with every failing reason. Every measure is
+taken for every detected face, so a rejected face reports all the gates it failed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Protocol
+
+import numpy as np
+
+from models.align import align_face
+from models.blur import laplacian_variance
+from models.decode import decode_image
+from models.pose import PoseEstimator
+from models.types import Face, HeadPose
+
+REASONS: tuple[str, ...] = (
+    "too_small",
+    "low_confidence",
+    "blurry",
+    "pose_yaw",
+    "pose_pitch",
+    "pose_roll",
+)
+
+
+class Detector(Protocol):
+    """Finds faces in an RGB image (see ``models.types`` for conventions)."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]: ...
+
+    def warm_up(self) -> None: ...
+
+
+# Per-request override bounds of each gate: (low, high).
+OVERRIDE_BOUNDS: dict[str, tuple[float, float]] = {
+    "face_threshold": (0.0, 1.0),
+    "blur_threshold": (0.0, 1e6),
+    "max_yaw": (0.0, 180.0),
+    "max_pitch": (0.0, 180.0),
+    "max_roll": (0.0, 180.0),
+    "min_face_px": (0, 10_000),
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The gates a face must pass; thresholds in the units of each measure."""
+
+    face_threshold: float = 0.995
+    blur_threshold: float = 100.0
+    max_yaw: float = 45.0
+    max_pitch: float = 20.0
+    max_roll: float = 25.0
+    min_face_px: int = 0
+
+    def with_overrides(self, params: Mapping[str, str]) -> Policy:
+        """Return a copy with the query parameters that name a gate applied.
+
+        Raises:
+            ValueError: a value that is not a number or lies outside ``BOUNDS``.
+        """
+        changes: dict[str, float | int] = {}
+        for f in fields(self):
+            if f.name not in params:
+                continue
+            raw = params[f.name]
+            lo, hi = OVERRIDE_BOUNDS[f.name]
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"{f.name} must be a number") from None
+            if not (lo <= value <= hi):
+                raise ValueError(f"{f.name} must be between {lo:g} and {hi:g}")
+            changes[f.name] = int(value) if f.name == "min_face_px" else value
+        return replace(self, **changes) if changes else self
+
+    def reasons(self, face: Face, blur: float, pose: HeadPose) -> tuple[str, ...]:
+        """Every gate this face fails, in ``REASONS`` order."""
+        out = []
+        if self.min_face_px and min(face.box[2], face.box[3]) < self.min_face_px:
+            out.append("too_small")
+        if face.confidence < self.face_threshold:
+            out.append("low_confidence")
+        if blur < self.blur_threshold:
+            out.append("blurry")
+        if abs(pose.yaw) > self.max_yaw:
+            out.append("pose_yaw")
+        if abs(pose.pitch) > self.max_pitch:
+            out.append("pose_pitch")
+        if abs(pose.roll) > self.max_roll:
+            out.append("pose_roll")
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One detected face with its measures and verdict."""
+
+    face_id: str
+    face: Face
+    aligned: np.ndarray  # (112, 112, 3) uint8 RGB
+    blur: float
+    pose: HeadPose
+    reasons: tuple[str, ...]
+
+    @property
+    def accepted(self) -> bool:
+        return not self.reasons
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Everything measured on one image; ``models.report`` turns it into the JSON report."""
+
+    image_id: str
+    image: np.ndarray  # (H, W, 3) uint8 RGB, upright
+    faces: tuple[FaceResult, ...]
+    pose_estimator: str
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> tuple[FaceResult, ...]:
+        return tuple(f for f in self.faces if f.accepted)
+
+    @property
+    def rejected(self) -> tuple[FaceResult, ...]:
+        return tuple(f for f in self.faces if not f.accepted)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 2)
+
+
+class Pipeline:
+    """Detector + pose estimator + gates; thread-compatible (one call at a time per model)."""
+
+    def __init__(
+        self, detector: Detector, pose: PoseEstimator, max_pixels: int = 40_000_000
+    ) -> None:
+        self.detector = detector
+        self.pose = pose
+        self.max_pixels = max_pixels
+
+    def warm_up(self) -> None:
+        """Compile and run every model once so the first request is not slow."""
+        self.detector.warm_up()
+        self.pose.warm_up()
+
+    def assess(self, data: bytes, policy: Policy) -> Assessment:
+        """Decode and assess one uploaded file.
+
+        Raises:
+            models.decode.ImageError: the bytes are not a usable image.
+        """
+        start = time.perf_counter()
+        image = decode_image(data, self.max_pixels)
+        decode_ms = _ms(start)
+        result = self.assess_image(image, policy)
+        return replace(result, timing_ms={"decode": decode_ms, **result.timing_ms})
+
+    def assess_image(self, image: np.ndarray, policy: Policy) -> Assessment:
+        """Assess an already decoded (H, W, 3) uint8 RGB image."""
+        timing: dict[str, float] = {}
+        t = time.perf_counter()
+        faces = self.detector.detect(image)
+        timing["detect"] = _ms(t)
+
+        t = time.perf_counter()
+        aligned = [align_face(image, f.landmarks) for f in faces]
+        timing["align"] = _ms(t)
+
+        t = time.perf_counter()
+        blurs = [laplacian_variance(a) for a in aligned]
+        timing["blur"] = _ms(t)
+
+        t = time.perf_counter()
+        poses = self.pose.estimate(image, [f.box for f in faces]) if faces else []
+        timing["pose"] = _ms(t)
+
+        results = tuple(
+            FaceResult(
+                face_id=uuid.uuid4().hex,
+                face=face,
+                aligned=crop,
+                blur=blur,
+                pose=pose,
+                reasons=policy.reasons(face, blur, pose),
+            )
+            for face, crop, blur, pose in zip(faces, aligned, blurs, poses, strict=True)
+        )
+        return Assessment(
+            image_id=uuid.uuid4().hex,
+            image=image,
+            faces=results,
+            pose_estimator=self.pose.name,
+            timing_ms=timing,
+        )
+
+
+def count_by_first_gate(faces: Sequence[FaceResult]) -> dict[str, int]:
+    """Count rejected faces by the first gate they failed, in the original service's order.
+
+    The original checked confidence, then blur, then pose, and counted a face under the first
+    gate that dropped it; ``too_small`` (not in the original) is counted on its own.
+    """
+    counts = {"too_small": 0, "confidence": 0, "blur": 0, "pose": 0}
+    for f in faces:
+        if not f.reasons:
+            continue
+        first = f.reasons[0]
+        if first == "too_small":
+            counts["too_small"] += 1
+        elif first == "low_confidence":
+            counts["confidence"] += 1
+        elif first == "blurry":
+            counts["blur"] += 1
+        else:
+            counts["pose"] += 1
+    return counts

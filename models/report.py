@@ -1,0 +1,126 @@
+"""The image report: the original service's JSON keys, plus ``rejected``, ``pose_estimator`` and
+``timing_ms``. Base64 crops are encoded only when asked for (``images=all|aligned|none``)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models.pipeline import Assessment, FaceResult, count_by_first_gate
+
+IMAGE_OPTIONS = ("all", "aligned", "none")
+NATIVE_MARGIN_PX = 30
+_ACCEPTED_BGR = (0, 200, 0)
+_REJECTED_BGR = (0, 0, 230)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What to put in the report besides the measures."""
+
+    images: str = "all"  # which base64 crops: all | aligned | none
+    mark: bool = True  # the marked full image
+    rejected: bool = True  # the list of rejected faces with their reasons
+
+
+def _b64(ext: str, bgr: np.ndarray, params: list[int] | None = None) -> str:
+    ok, buf = cv2.imencode(ext, bgr, params or [])
+    if not ok:  # pragma: no cover - OpenCV fails only on empty arrays, which we never pass
+        raise ValueError(f"cannot encode {ext}")
+    return base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def _int_box(box: tuple[float, float, float, float]) -> list[int]:
+    return [int(round(v)) for v in box]
+
+
+def _crop(image: np.ndarray, box: list[int], margin: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    x, y, bw, bh = box
+    x0, y0 = max(0, x - margin), max(0, y - margin)
+    x1, y1 = min(w, x + bw + margin), min(h, y + bh + margin)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((1, 1, 3), dtype=np.uint8)
+    return image[y0:y1, x0:x1]
+
+
+def face_entry(result: FaceResult, image: np.ndarray, images: str) -> dict[str, Any]:
+    """Return one face's JSON object (``resp`` / ``rejected`` entry)."""
+    box = _int_box(result.face.box)
+    entry: dict[str, Any] = {
+        "face_id": result.face_id,
+        "face_confidence": round(float(result.face.confidence), 6),
+        "face_coordinate": box,
+        "facie5points": result.face.landmark_dict(),
+        "face_blur": round(result.blur, 4),
+        "face_pose": {
+            "pitch": round(result.pose.pitch, 3),
+            "yaw": round(result.pose.yaw, 3),
+            "roll": round(result.pose.roll, 3),
+        },
+    }
+    if not result.accepted:
+        entry["reasons"] = list(result.reasons)
+    if images == "all":
+        native = cv2.cvtColor(_crop(image, box, 0), cv2.COLOR_RGB2BGR)
+        margin = cv2.cvtColor(_crop(image, box, NATIVE_MARGIN_PX), cv2.COLOR_RGB2BGR)
+        entry["face_native_image_b64"] = _b64(".jpg", native, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        entry["face_native_images_b64"] = _b64(".png", margin, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if images in ("all", "aligned"):
+        aligned = cv2.cvtColor(result.aligned, cv2.COLOR_RGB2BGR)
+        entry["face_align_images_b64"] = _b64(".png", aligned, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return entry
+
+
+def mark_image(assessment: Assessment) -> np.ndarray:
+    """Return a BGR copy of the image with every face's box and confidence drawn."""
+    bgr = cv2.cvtColor(assessment.image, cv2.COLOR_RGB2BGR)
+    thickness = max(1, round(max(bgr.shape[:2]) / 500))
+    for f in assessment.faces:
+        x, y, w, h = _int_box(f.face.box)
+        colour = _ACCEPTED_BGR if f.accepted else _REJECTED_BGR
+        cv2.rectangle(bgr, (x, y), (x + w, y + h), colour, thickness)
+        cv2.putText(
+            bgr,
+            f"{f.face.confidence:.3f}",
+            (x, max(0, y - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thickness,
+            colour,
+            thickness,
+            cv2.LINE_AA,
+        )
+    return bgr
+
+
+def build_report(assessment: Assessment, options: ReportOptions) -> dict[str, Any]:
+    """Build the JSON-ready image report (see DESIGN.md "Image report")."""
+    start = time.perf_counter()
+    counts = count_by_first_gate(assessment.faces)
+    image = assessment.image
+    report: dict[str, Any] = {
+        "image_id": assessment.image_id,
+        "face_total": len(assessment.faces),
+        "face_efficient_total_resp": len(assessment.accepted),
+        "face_confidence_neglect_total_resp": counts["confidence"],
+        "face_blur_neglect_total_resp": counts["blur"],
+        "face_hopenet_neglect_total_resp": counts["pose"],
+        "face_small_neglect_total_resp": counts["too_small"],
+        "resp": [face_entry(f, image, options.images) for f in assessment.accepted],
+    }
+    if options.rejected:
+        report["rejected"] = [face_entry(f, image, options.images) for f in assessment.rejected]
+    if options.mark:
+        report["mark_image_face_b64"] = _b64(
+            ".jpg", mark_image(assessment), [cv2.IMWRITE_JPEG_QUALITY, 90]
+        )
+    report["pose_estimator"] = assessment.pose_estimator
+    timing = dict(assessment.timing_ms)
+    timing["encode"] = round((time.perf_counter() - start) * 1000.0, 2)
+    report["timing_ms"] = timing
+    return report

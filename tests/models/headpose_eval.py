@@ -1,0 +1,115 @@
+"""Head-pose evaluation on the shared AFLW2000 subset, shared by the tests and bench scripts.
+
+``find_face_box`` is the one place that turns an image into a face box: it uses the ``mtcnn``
+package directly until the project's own ``models/detector.py`` is in place; switch it there.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models.types import Box, HeadPose
+
+# Stage-3 (ONet) threshold for the evaluation: the pipeline's default, lower than the gate.
+ONET_THRESHOLD = 0.7
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One AFLW2000 image and its labels converted to the API sign convention."""
+
+    file: str
+    rgb: np.ndarray
+    pose: HeadPose  # API convention: yaw = -label yaw, pitch and roll as labelled
+
+
+def load_headpose_set(data_dir: Path) -> list[LabelledImage]:
+    """Load the labelled images, skipping rows Hopenet's evaluation excludes (angle > 99).
+
+    Args:
+        data_dir: the shared data folder (holding ``headpose/labels.csv``).
+
+    Returns:
+        The images (RGB) with API-convention labels, in ``labels.csv`` order.
+    """
+    folder = data_dir / "headpose"
+    out = []
+    with open(folder / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["hopenet_excluded_gt99"] == "1":
+                continue
+            bgr = cv2.imread(str(folder / "aflw2000" / row["file"]), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise FileNotFoundError(folder / "aflw2000" / row["file"])
+            pose = HeadPose(
+                yaw=-float(row["yaw_deg"]),
+                pitch=float(row["pitch_deg"]),
+                roll=float(row["roll_deg"]),
+            )
+            out.append(LabelledImage(row["file"], cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), pose))
+    return out
+
+
+@cache
+def _mtcnn() -> Any:
+    from mtcnn import MTCNN
+
+    return MTCNN()
+
+
+def find_faces(rgb: np.ndarray) -> list[tuple[Box, float]]:
+    """Return every detected face as ``(box, confidence)``, most confident first."""
+    found = _mtcnn().detect_faces(rgb, threshold_onet=ONET_THRESHOLD)
+    faces = [(tuple(float(v) for v in d["box"]), float(d["confidence"])) for d in found]
+    return sorted(faces, key=lambda f: -f[1])
+
+
+def find_face_box(rgb: np.ndarray) -> Box | None:
+    """Return the most confident face box ``(x, y, w, h)``, or None when no face is found."""
+    faces = find_faces(rgb)
+    return faces[0][0] if faces else None
+
+
+def mean_absolute_errors(
+    predicted: Sequence[HeadPose], truth: Sequence[HeadPose]
+) -> dict[str, float]:
+    """Return the MAE in degrees per angle and their mean (``yaw``, ``pitch``, ``roll``, ``mean``)."""
+    err = {
+        a: float(np.mean([abs(getattr(p, a) - getattr(t, a)) for p, t in zip(predicted, truth, strict=True)]))
+        for a in ("yaw", "pitch", "roll")
+    }
+    err["mean"] = (err["yaw"] + err["pitch"] + err["roll"]) / 3.0
+    return err
+
+
+def evaluate(
+    estimate: Callable[[np.ndarray, Sequence[Box]], list[HeadPose]],
+    images: Sequence[LabelledImage],
+    boxes: Sequence[Box | None],
+) -> tuple[dict[str, float], int]:
+    """Score an estimator on the images whose box was found.
+
+    Args:
+        estimate: ``PoseEstimator.estimate``-like callable.
+        images: the labelled images.
+        boxes: one box per image (None: missed face, counted and skipped).
+
+    Returns:
+        (MAE per angle and mean, number of missed faces).
+    """
+    predicted, truth, missed = [], [], 0
+    for item, box in zip(images, boxes, strict=True):
+        if box is None:
+            missed += 1
+            continue
+        predicted.append(estimate(item.rgb, [box])[0])
+        truth.append(item.pose)
+    return mean_absolute_errors(predicted, truth), missed
