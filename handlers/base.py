@@ -74,6 +74,10 @@ class BaseHandler(tornado.web.RequestHandler):
         if not token_matches(token, self.services.tokens):
             raise ApiError(403, "invalid_token", "the API token is not valid")
 
+    def fail(self, error: ApiError) -> None:
+        """Answer ``error`` now, outside the normal raise path (e.g. from ``data_received``)."""
+        self.send_error(error.status_code, exc_info=(type(error), error, None))
+
     def write_json(self, obj: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))

@@ -65,8 +65,10 @@ class UploadHandler(BaseHandler):
             except ValueError:
                 raise ApiError(400, "bad_request", "Content-Length is not a number") from None
             if size > limit:
+                # Let Tornado accept the declared length so that our JSON 413 is the only answer;
+                # finishing now closes the connection without reading the body.
+                self.request.connection.set_max_body_size(size)
                 raise ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
-        self.request.connection.set_max_body_size(limit + 1)
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_large = False
@@ -77,9 +79,13 @@ class UploadHandler(BaseHandler):
         if self._too_large:
             return
         self._size += len(chunk)
-        if self._size > self.services.settings.max_body_bytes:
+        limit = self.services.settings.max_body_bytes
+        if self._size > limit:
+            # A chunked body with no Content-Length: answer as soon as it passes the limit;
+            # Tornado closes the connection after the answer instead of reading the rest.
             self._too_large = True
             self._chunks.clear()
+            self.fail(ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes"))
             return
         self._chunks.append(chunk)
 
@@ -129,9 +135,8 @@ class UploadHandler(BaseHandler):
         return pipeline
 
     async def post(self) -> None:
-        if self._too_large:
-            limit = self.services.settings.max_body_bytes
-            raise ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
+        if self._finished:  # answered 413 while the body streamed in
+            return
         files = self._files()
         pipeline = self._pipeline()
         max_image = self.services.settings.max_image_bytes

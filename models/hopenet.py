@@ -259,13 +259,17 @@ class HopenetEstimator:
         *,
         margin: int = CROP_MARGIN,
         channels_last: bool = True,
+        max_batch: int = 64,
     ) -> None:
         """Build the network and load ``snapshot``.
 
         Args:
             snapshot: path of an official deep-head-pose snapshot (``torch.save`` state dict).
             margin: pixels added around each face box before resizing.
-            channels_last: run the convolutions in NHWC memory format (faster on CPU).
+            channels_last: run the convolutions in NHWC memory format (measured about 1.1x
+                faster for one face and 1.5-2x for 22 faces on CPU, float32).
+            max_batch: faces per forward pass at most (bounds memory, about 25 MB a face); an
+                image with more faces takes several passes.
 
         Raises:
             SnapshotError: the snapshot is missing, unreadable or does not fit the network.
@@ -273,6 +277,7 @@ class HopenetEstimator:
         self.snapshot = os.fspath(snapshot)
         self.margin = margin
         self.channels_last = channels_last
+        self.max_batch = max(1, int(max_batch))
         model = Hopenet()
         load_snapshot(model, self.snapshot)
         model.eval()
@@ -298,11 +303,16 @@ class HopenetEstimator:
             boxes: face boxes ``(x, y, w, h)`` in pixels of ``image``.
 
         Returns:
-            One ``HeadPose`` per box, same order, degrees, API sign convention.
+            One ``HeadPose`` per box, same order, degrees, API sign convention; ``[]`` (without
+            running the network) for no boxes.
         """
         if len(boxes) == 0:
             return []
-        yaw_l, pitch_l, roll_l = self.logits(preprocess(image, boxes, self.margin))
+        batch = preprocess(image, boxes, self.margin)
+        parts = [
+            self.logits(batch[i : i + self.max_batch]) for i in range(0, len(batch), self.max_batch)
+        ]
+        yaw_l, pitch_l, roll_l = (np.concatenate(head) for head in zip(*parts, strict=True))
         yaw = binned_expectation(yaw_l, BIN_WIDTH, BIN_OFFSET)
         pitch = binned_expectation(pitch_l, BIN_WIDTH, BIN_OFFSET)
         roll = binned_expectation(roll_l, BIN_WIDTH, BIN_OFFSET)
@@ -315,3 +325,12 @@ class HopenetEstimator:
         """Run one forward pass on a grey image so that the first request pays no set-up cost."""
         image = np.full((INPUT_SIZE, INPUT_SIZE, 3), 128, dtype=np.uint8)
         self.estimate(image, [(40.0, 40.0, 144.0, 144.0)])
+
+    def describe(self) -> dict[str, Any]:
+        """Return the estimator's name, snapshot path and settings (for logs and /readyz)."""
+        return {
+            "name": self.name,
+            "snapshot": self.snapshot,
+            "margin": self.margin,
+            "channels_last": self.channels_last,
+        }

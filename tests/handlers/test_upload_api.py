@@ -243,27 +243,33 @@ def test_jpeg_with_only_its_header_is_422(server):
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("name", "upright"),
     [
-        "img5_cmyk.jpg",
-        "img5_gray16.png",
-        "img5_rgb16.png",
-        "img5_progressive.jpg",
-        "img5_anim3.gif",
-        "img5_anim3.webp",
-        "img5_exif_orient6.jpg",
-        "img5_exif_orient8.jpg",
-        "aflw_image00002_exif_orient6.jpg",
-        "aflw_image00002_exif_orient8.jpg",
+        ("img5_cmyk.jpg", "faces/deepface/img5.jpg"),
+        ("img5_gray16.png", "faces/deepface/img5.jpg"),
+        ("img5_rgb16.png", "faces/deepface/img5.jpg"),
+        ("img5_progressive.jpg", "faces/deepface/img5.jpg"),
+        ("img5_anim3.gif", "faces/deepface/img5.jpg"),
+        ("img5_anim3.webp", "faces/deepface/img5.jpg"),
+        ("img5_exif_orient6.jpg", "faces/deepface/img5.jpg"),
+        ("img5_exif_orient8.jpg", "faces/deepface/img5.jpg"),
+        ("aflw_image00002_exif_orient6.jpg", "headpose/aflw2000/image00002.jpg"),
+        ("aflw_image00002_exif_orient8.jpg", "headpose/aflw2000/image00002.jpg"),
     ],
 )
-def test_awkward_formats_of_one_face_find_that_face(server, data_dir, name):
+def test_awkward_formats_of_one_face_find_that_face(server, data_dir, name, upright):
+    """Each variant finds the one face of its upright source, at the same place."""
     resp = upload(server, (data_dir / "awkward" / name).read_bytes(), name, "?images=none")
-    assert resp.status_code == 200
-    report = resp.json()
-    assert report["face_total"] == 1
+    source = upload(server, (data_dir / upright).read_bytes(), upright, "?images=none")
+    assert resp.status_code == source.status_code == 200
+    report, ref = resp.json(), source.json()
+    assert report["face_total"] == ref["face_total"] == 1
     face = (report["resp"] + report["rejected"])[0]
-    assert face["face_confidence"] > 0.99
+    ref_face = (ref["resp"] + ref["rejected"])[0]
+    # re-encoding moves a borderline score (AFLW image00002: 0.89 upright, 0.79 turned)
+    assert abs(face["face_confidence"] - ref_face["face_confidence"]) < 0.15
+    diff = np.abs(np.array(face["face_coordinate"]) - np.array(ref_face["face_coordinate"]))
+    assert diff.max() <= 6
     # Upright after EXIF orientation: the eyes lie above the mouth.
     assert face["facie5points"]["left_eye"][1] < face["facie5points"]["mouth_left"][1]
 
@@ -340,19 +346,36 @@ def test_body_over_the_limit_is_413_before_it_is_read(server):
 
 def test_chunked_body_over_the_limit_is_413(server):
     limit = server.services.settings.max_body_bytes
-
-    def chunks():
-        block = b"\0" * (1024 * 1024)
-        for _ in range(limit // len(block) + 2):
-            yield block
-
-    resp = requests.post(
-        f"{server.url}/upload",
-        data=chunks(),
-        headers={**AUTH, "Content-Type": "multipart/form-data; boundary=b"},
-        timeout=60,
-    )
-    assert resp.status_code == 413 and error_of(resp) == "body_too_large"
+    block = b"\0" * (256 * 1024)
+    chunk = f"{len(block):x}\r\n".encode() + block + b"\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            (
+                "POST /upload HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: {TOKEN}\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n"
+            ).encode()
+        )
+        sent = 0
+        try:
+            while sent <= limit + len(block):
+                sock.sendall(chunk)
+                sent += len(block)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may close as soon as it has answered
+        reply = b""
+        try:
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                part = sock.recv(65536)
+                if not part:
+                    break
+                reply += part
+        except ConnectionResetError:
+            pass
+    text = reply.decode("latin-1")
+    assert text.startswith("HTTP/1.1 413 Request Entity Too Large\r\n")
+    assert '"code": "body_too_large"' in text
 
 
 # --- concurrency -----------------------------------------------------------------------------
@@ -392,20 +415,31 @@ def test_shared_face_photos_give_the_counted_faces(server, data_dir):
         for row in csv.DictReader(fh):
             if row["n_faces_visible"].isdigit():
                 expected[row["file"]] = int(row["n_faces_visible"])
-    results = {}
+    results, confident = {}, {}
     for rel, count in sorted(expected.items()):
         path = data_dir / "faces" / rel
         if not Path(path).is_file():
             continue
         report = upload(server, path.read_bytes(), path.name, "?images=none&mark=0").json()
-        results[rel] = (report["face_efficient_total_resp"] + report["face_blur_neglect_total_resp"]
-                        + report["face_hopenet_neglect_total_resp"], count)
+        results[rel] = (report["face_total"], count)
+        confident[rel] = report["face_total"] - report["face_confidence_neglect_total_resp"]
     wrong = {k: v for k, v in results.items() if v[0] != v[1]}
-    print("\nconfident faces found vs counted:", results)
+    print("\nfaces detected vs counted by eye:", results)
     assert len(results) >= 30
     assert wrong == KNOWN_COUNT_DIFFERENCES
+    for rel, (found, counted) in wrong.items():
+        if found > counted and rel != "insightface/t1.jpg":
+            assert confident[rel] <= counted, rel  # the extra one is gated as low_confidence
 
 
-# Where the detector's confident faces (confidence >= 0.995) differ from the hand count, and
-# why: filled in from measurement, see the test output.
-KNOWN_COUNT_DIFFERENCES: dict[str, tuple[int, int]] = {}
+# Where MTCNN's detections (ONet score >= 0.7) differ from the count by eye, (found, counted).
+# Every extra detection below is a low-score false positive that the 0.995 gate rejects as
+# low_confidence; the misses are faces cut by the image border.
+KNOWN_COUNT_DIFFERENCES: dict[str, tuple[int, int]] = {
+    "deepface/img1.jpg": (2, 1),
+    "deepface/selfie-many-people.jpg": (5, 7),  # two faces cut by the border are missed
+    "facenet_pytorch/angelina_jolie_1.jpg": (2, 1),
+    "facenet_pytorch/shea_whigham_1.jpg": (2, 1),
+    "insightface/t1.jpg": (7, 6),  # the framed picture on the wall is a face too
+    "mtcnn_ipazc/ivan.jpg": (2, 1),
+}

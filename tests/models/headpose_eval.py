@@ -113,3 +113,72 @@ def evaluate(
         predicted.append(estimate(item.rgb, [box])[0])
         truth.append(item.pose)
     return mean_absolute_errors(predicted, truth), missed
+
+
+# Faces below this detector confidence are left out of the flip check (background blur, hands).
+FLIP_MIN_CONFIDENCE = 0.9
+
+
+@dataclass(frozen=True)
+class FaceImage:
+    """An unlabelled face photo and the boxes found in it."""
+
+    file: str
+    rgb: np.ndarray
+    boxes: list[Box]
+
+
+def flip_image_files(data_dir: Path) -> list[Path]:
+    """Return the face photos of the flip check: deepface ``*.jpg`` and facenet ``*_1.jpg``."""
+    faces = data_dir / "faces"
+    return sorted((faces / "deepface").glob("*.jpg")) + sorted(
+        (faces / "facenet_pytorch").glob("*_1.jpg")
+    )
+
+
+def load_flip_set(data_dir: Path) -> list[FaceImage]:
+    """Load the flip-check photos with every face found at ``FLIP_MIN_CONFIDENCE`` or more."""
+    out = []
+    for path in flip_image_files(data_dir):
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(path)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        boxes = [box for box, conf in find_faces(rgb) if conf >= FLIP_MIN_CONFIDENCE]
+        if boxes:
+            out.append(FaceImage(f"{path.parent.name}/{path.name}", rgb, boxes))
+    return out
+
+
+def mirror_box(box: Box, image_width: int) -> Box:
+    """Return the box of the horizontally mirrored image."""
+    x, y, w, h = box
+    return (image_width - x - w, y, w, h)
+
+
+def flip_errors(
+    estimate: Callable[[np.ndarray, Sequence[Box]], list[HeadPose]],
+    images: Sequence[FaceImage],
+) -> dict[str, float]:
+    """Mean flip inconsistency in degrees over all faces.
+
+    Mirroring should negate yaw and roll and keep pitch, so the errors are ``|yaw + yaw'|``,
+    ``|pitch - pitch'|`` and ``|roll + roll'|`` (primed: on the mirrored image, box mirrored).
+
+    Returns:
+        ``yaw``, ``pitch``, ``roll`` mean errors and ``faces``, the number of faces.
+    """
+    errs: dict[str, list[float]] = {"yaw": [], "pitch": [], "roll": []}
+    for item in images:
+        width = item.rgb.shape[1]
+        plain = estimate(item.rgb, item.boxes)
+        mirrored = estimate(
+            np.ascontiguousarray(item.rgb[:, ::-1]), [mirror_box(b, width) for b in item.boxes]
+        )
+        for p, m in zip(plain, mirrored, strict=True):
+            errs["yaw"].append(abs(p.yaw + m.yaw))
+            errs["pitch"].append(abs(p.pitch - m.pitch))
+            errs["roll"].append(abs(p.roll + m.roll))
+    out = {k: float(np.mean(v)) for k, v in errs.items()}
+    out["faces"] = float(len(errs["yaw"]))
+    return out

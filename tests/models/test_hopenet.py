@@ -146,6 +146,7 @@ def test_estimate_output_and_empty(estimator: HopenetEstimator, image: np.ndarra
             assert -99.0 <= angle <= 99.0
     assert estimator.estimate(image, []) == []
     estimator.warm_up()
+    assert estimator.describe()["name"] == "hopenet"
 
 
 def test_batched_equals_one_at_a_time(estimator: HopenetEstimator, image: np.ndarray) -> None:
@@ -156,7 +157,18 @@ def test_batched_equals_one_at_a_time(estimator: HopenetEstimator, image: np.nda
         assert b.pitch == pytest.approx(s.pitch, abs=1e-4)
         assert b.roll == pytest.approx(s.roll, abs=1e-4)
     # the random weights must actually tell the faces apart, or this test proves nothing
-    assert np.ptp([p.yaw for p in batched]) > 1.0
+    assert np.ptp([p.yaw for p in batched]) > 0.5
+
+
+def test_max_batch_splits_without_changing_results(
+    snapshot: Path, estimator: HopenetEstimator, image: np.ndarray
+) -> None:
+    whole = estimator.estimate(image, BOXES)
+    split = HopenetEstimator(snapshot, max_batch=2).estimate(image, BOXES)
+    for a, b in zip(whole, split, strict=True):
+        assert a.yaw == pytest.approx(b.yaw, abs=1e-4)
+        assert a.pitch == pytest.approx(b.pitch, abs=1e-4)
+        assert a.roll == pytest.approx(b.roll, abs=1e-4)
 
 
 def test_channels_last_matches_contiguous(snapshot: Path, image: np.ndarray) -> None:
