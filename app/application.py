@@ -28,9 +28,12 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     """One line per request: method, route, status, duration; probes at DEBUG."""
     status = handler.get_status()
     name = type(handler).__name__
-    level = logging.DEBUG if name in _PROBES and status < 500 else logging.INFO
-    if status >= 500:
+    if name in _PROBES:
+        level = logging.DEBUG  # probes every few seconds would drown the log
+    elif status >= 500 and status != 503:
         level = logging.ERROR
+    else:
+        level = logging.INFO
     if not access_log.isEnabledFor(level):
         return
     access_log.log(

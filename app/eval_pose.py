@@ -157,7 +157,7 @@ def evaluate(
         for k, e in err.items():
             errors[k].append(e)
         stream.write(
-            f"{label.file}\tpred {_angles(pred)}\tlabel {_angles(truth)}\terr {_angles(err)}\n"
+            f"{label.file}\tpred {_angles(pred)}\tlabel {_angles(truth)}\terr {_angles(err, signed=False)}\n"
         )
     mae = {k: _mean(v) for k, v in errors.items()}
     n = len(errors["yaw"])
@@ -172,9 +172,10 @@ def evaluate(
     }
 
 
-def _angles(values: dict[str, float]) -> str:
+def _angles(values: dict[str, float], signed: bool = True) -> str:
+    spec = "+.2f" if signed else ".2f"
     # "+ 0.0" turns a negated zero (-0.0) into 0.0 so that it prints as +0.00
-    return " ".join(f"{k}={v + 0.0:+.2f}" for k, v in values.items())
+    return " ".join(f"{k}={v + 0.0:{spec}}" for k, v in values.items())
 
 
 def build_models(estimator: str, snapshot: str | None) -> tuple[FaceDetector, PoseEstimator]:

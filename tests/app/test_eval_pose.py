@@ -127,7 +127,7 @@ def test_evaluate_writes_one_line_per_row(synthetic_set: tuple[Path, Path]) -> N
     ]
     assert lines[0] == (
         "a.png\tpred yaw=+0.00 pitch=+0.00 roll=+0.00\t"
-        "label yaw=+20.00 pitch=+0.00 roll=-10.00\terr yaw=+20.00 pitch=+0.00 roll=+10.00"
+        "label yaw=+20.00 pitch=+0.00 roll=-10.00\terr yaw=20.00 pitch=0.00 roll=10.00"
     )
     assert lines[2] == "big.png\tskipped (|angle| > 99)"
     assert lines[3] == "black.png\tmissed (no face)"

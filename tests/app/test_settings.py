@@ -91,3 +91,11 @@ def test_every_field_has_an_env_name_and_a_default():
 def test_redacted_hides_tokens():
     s = Settings(tokens=("secret-token-1",))
     assert "secret-token-1" not in str(s.redacted())
+
+
+def test_readme_and_config_document_every_setting():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    config = (ROOT / "config/config.yaml").read_text(encoding="utf-8")
+    for spec in FIELDS:
+        assert f"`{spec.env}`" in readme, spec.env
+        assert f"{spec.yaml_path[-1]}:" in config, spec.yaml_path
