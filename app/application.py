@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Any
 
 import tornado.web
 
+from app.metrics import Metrics
 from app.services import Services
-from handlers import probes, upload
+from handlers import metrics as metrics_handlers
+from handlers import openapi, probes, upload
 from handlers.base import NotFoundHandler
 
 access_log = logging.getLogger("faceq.access")
 
 # Camera receivers carry the token in the path; it must never reach a log line.
-_PUSH_TOKEN = re.compile(r"^(/push/)[^/?]+")
-_PROBES = ("LivezHandler", "ReadyzHandler")
+# Matched case-insensitively and after repeated slashes: a 404 for a mistyped path must not log
+# the token either.
+_PUSH_TOKEN = re.compile(r"^(/+push/+)[^/?]+", re.IGNORECASE)
+_PROBES = ("LivezHandler", "ReadyzHandler", "MetricsHandler")
 
 
 def scrub_path(path: str) -> str:
@@ -24,10 +29,18 @@ def scrub_path(path: str) -> str:
     return _PUSH_TOKEN.sub(r"\1***", path.split("?", 1)[0])
 
 
-def log_request(handler: tornado.web.RequestHandler) -> None:
-    """One line per request: method, route, status, duration; probes at DEBUG."""
+def log_request(handler: tornado.web.RequestHandler, metrics: Metrics | None = None) -> None:
+    """One line per request: method, route, handler, status, duration, image id; probes at DEBUG.
+
+    The same fields ride on the record as ``extra`` attributes for structured formatters. The
+    request duration is observed in ``metrics`` here, so handlers stay free of metrics code.
+    """
     status = handler.get_status()
     name = type(handler).__name__
+    seconds = handler.request.request_time()
+    method = handler.request.method or "-"
+    if metrics is not None:
+        metrics.observe_request(method, name, status, seconds)
     if name in _PROBES:
         level = logging.DEBUG  # probes every few seconds would drown the log
     elif status >= 500 and status != 503:
@@ -36,20 +49,25 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         level = logging.INFO
     if not access_log.isEnabledFor(level):
         return
-    access_log.log(
-        level,
-        "%s %s %s %d %.1fms",
-        handler.request.method,
-        scrub_path(handler.request.path),
-        name,
-        status,
-        handler.request.request_time() * 1000.0,
-    )
+    fields = {
+        "method": method,
+        "route": scrub_path(handler.request.path),
+        "handler": name,
+        "status": status,
+        "duration_ms": round(seconds * 1000.0, 1),
+        "image_id": getattr(handler, "image_id", None),
+    }
+    fmt = "method=%s route=%s handler=%s status=%d duration_ms=%.1f"
+    args: list[Any] = [method, fields["route"], name, status, fields["duration_ms"]]
+    if fields["image_id"]:
+        fmt += " image_id=%s"
+        args.append(fields["image_id"])
+    access_log.log(level, fmt, *args, extra=fields)
 
 
 def handler_modules() -> list[Any]:
     """Every module whose ``routes`` the application serves, in matching order."""
-    return [probes, upload]
+    return [probes, upload, metrics_handlers, openapi]
 
 
 def make_app(services: Services, extra_modules: list[Any] | None = None) -> tornado.web.Application:
@@ -63,6 +81,6 @@ def make_app(services: Services, extra_modules: list[Any] | None = None) -> torn
         rules,
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
-        log_function=log_request,
+        log_function=functools.partial(log_request, metrics=services.metrics),
         compress_response=False,
     )

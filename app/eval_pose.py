@@ -157,7 +157,8 @@ def evaluate(
         for k, e in err.items():
             errors[k].append(e)
         stream.write(
-            f"{label.file}\tpred {_angles(pred)}\tlabel {_angles(truth)}\terr {_angles(err, signed=False)}\n"
+            f"{label.file}\tpred {_angles(pred)}\tlabel {_angles(truth)}"
+            f"\terr {_angles(err, signed=False)}\n"
         )
     mae = {k: _mean(v) for k, v in errors.items()}
     n = len(errors["yaw"])
@@ -189,8 +190,7 @@ def build_models(estimator: str, snapshot: str | None) -> tuple[FaceDetector, Po
     Returns:
         ``(detector, estimator)``.
     """
-    from models.detector import MTCNNDetector
-
+    # the pose model first: a bad snapshot fails before TensorFlow spends seconds starting
     if estimator == "hopenet":
         from models.hopenet import HopenetEstimator
 
@@ -201,6 +201,8 @@ def build_models(estimator: str, snapshot: str | None) -> tuple[FaceDetector, Po
         from models.whenet import WHENetEstimator
 
         pose = WHENetEstimator(snapshot)
+    from models.detector import MTCNNDetector
+
     return MTCNNDetector(), pose
 
 

@@ -14,6 +14,7 @@ import tornado.httpserver
 from app.application import make_app
 from app.auth import resolve_tokens
 from app.executor import ModelExecutor
+from app.metrics import Metrics
 from app.models_state import ModelState, default_policy
 from app.runtime import configure_logging, configure_threads
 from app.services import Services
@@ -31,7 +32,11 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
         executor=ModelExecutor(settings.executor_workers, settings.queue_size),
         models=ModelState(),
         policy=default_policy(settings),
+        metrics=Metrics(),
     )
+    services.metrics.track_queue_depth(lambda: services.executor.in_flight)
+    for model in ("detector", "pose"):  # loaded and warmed together by ModelState.load
+        services.metrics.track_model_ready(model, lambda: services.models.ready)
     return services, generated
 
 

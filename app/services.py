@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.executor import ModelExecutor
+from app.metrics import Metrics
 from app.models_state import ModelState
 from app.settings import Settings
 from models.pipeline import Policy
@@ -25,3 +26,4 @@ class Services:
     policy: Policy
     version: str = "0.1.0"
     extras: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)

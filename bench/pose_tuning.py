@@ -44,13 +44,12 @@ def variants() -> list[tuple[str, CropSettings]]:
     ]
     for m in (0.0, 0.1, 0.2, 0.3, 0.4):
         out.append((f"margin {m} both, stretched, area", CropSettings(m, m, 0.0, False, "area")))
-    for m in (0.0, 0.1, 0.2, 0.3, 0.4):
+    for m in (0.0, 0.1, 0.15, 0.2, 0.3, 0.4):
         out.append((f"margin {m} both, square, area", CropSettings(m, m, 0.0, True, "area")))
-    base = CropSettings(0.2, 0.2, 0.0, True, "area")
     for s in (-0.1, -0.05, 0.05, 0.1):
-        out.append((f"margin 0.2 square area, shift_y {s:+}", replace(base, shift_y=s)))
-    out.append(("margin 0.2 square, linear", replace(base, interpolation="linear")))
-    out.append(("margin 0.2 square, cubic", replace(base, interpolation="cubic")))
+        out.append((f"DEFAULT_CROP, shift_y {s:+}", replace(DEFAULT_CROP, shift_y=s)))
+    for interp in ("nearest", "linear", "cubic", "lanczos"):
+        out.append((f"DEFAULT_CROP, {interp}", replace(DEFAULT_CROP, interpolation=interp)))
     out.append(("DEFAULT_CROP", DEFAULT_CROP))
     return out
 

@@ -9,6 +9,7 @@ import tornado.httputil
 import tornado.web
 
 from app.executor import Overloaded
+from app.metrics import Metrics
 from handlers.base import ApiError, BaseHandler, error_body
 from models.decode import ImageError
 from models.pipeline import Pipeline, Policy
@@ -21,9 +22,31 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def assess_one(pipeline: Pipeline, data: bytes, policy: Policy, options: ReportOptions) -> bytes:
-    """Run the pipeline on one file and return the JSON report (runs on the executor)."""
-    return _dumps(build_report(pipeline.assess(data, policy), options))
+def report_for(
+    pipeline: Pipeline,
+    data: bytes,
+    policy: Policy,
+    options: ReportOptions,
+    metrics: Metrics | None = None,
+) -> dict[str, Any]:
+    """Assess one file, build its report and count it in the metrics (runs on the executor)."""
+    assessment = pipeline.assess(data, policy)
+    report = build_report(assessment, options)
+    if metrics is not None:  # the report's timing_ms includes the encode stage
+        metrics.record_image("upload", report["timing_ms"], (f.reasons for f in assessment.faces))
+    return report
+
+
+def assess_one(
+    pipeline: Pipeline,
+    data: bytes,
+    policy: Policy,
+    options: ReportOptions,
+    metrics: Metrics | None = None,
+) -> tuple[str, bytes]:
+    """Run the pipeline on one file; return its image id and JSON report (runs on the executor)."""
+    report = report_for(pipeline, data, policy, options, metrics)
+    return report["image_id"], _dumps(report)
 
 
 def assess_many(
@@ -32,21 +55,28 @@ def assess_many(
     policy: Policy,
     options: ReportOptions,
     max_image_bytes: int,
-) -> bytes:
-    """Assess several files in order; a bad file becomes an error entry (runs on the executor)."""
+    metrics: Metrics | None = None,
+) -> tuple[list[str], bytes]:
+    """Assess several files in order; a bad file becomes an error entry (runs on the executor).
+
+    Returns:
+        The image ids of the files that were assessed, and the JSON list of entries.
+    """
     out: list[dict[str, Any]] = []
+    ids: list[str] = []
     for name, data in files:
         if len(data) > max_image_bytes:
             entry = error_body("image_too_large", f"the file is larger than {max_image_bytes} bytes")
         else:
             try:
-                entry = build_report(pipeline.assess(data, policy), options)
+                entry = report_for(pipeline, data, policy, options, metrics)
+                ids.append(entry["image_id"])
             except ImageError as exc:
                 entry = error_body(exc.code, exc.message)
                 entry["status"] = exc.status
         entry["filename"] = name
         out.append(entry)
-    return _dumps(out)
+    return ids, _dumps(out)
 
 
 @tornado.web.stream_request_body
@@ -54,6 +84,7 @@ class UploadHandler(BaseHandler):
     """Assess the image in multipart field ``image`` and answer its report."""
 
     many = False
+    image_id: str | None = None  # set once assessed; the request log line carries it
 
     def prepare(self) -> None:
         super().prepare()  # the token is checked before a byte of the body is read
@@ -140,17 +171,19 @@ class UploadHandler(BaseHandler):
         files = self._files()
         pipeline = self._pipeline()
         max_image = self.services.settings.max_image_bytes
+        metrics = self.services.metrics
         try:
             if self.many:
-                body = await self.services.executor.submit(
-                    assess_many, pipeline, files, self.policy, self.options, max_image
+                ids, body = await self.services.executor.submit(
+                    assess_many, pipeline, files, self.policy, self.options, max_image, metrics
                 )
+                self.image_id = ",".join(ids) or None
             else:
                 name, data = files[0]
                 if len(data) > max_image:
                     raise ApiError(413, "image_too_large", f"the file exceeds {max_image} bytes")
-                body = await self.services.executor.submit(
-                    assess_one, pipeline, data, self.policy, self.options
+                self.image_id, body = await self.services.executor.submit(
+                    assess_one, pipeline, data, self.policy, self.options, metrics
                 )
         except Overloaded:
             raise ApiError(

@@ -121,6 +121,20 @@ class Hopenet(nn.Module):
         return self.fc_yaw(x), self.fc_pitch(x), self.fc_roll(x)
 
 
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    """Summarise ``torch.load``'s (often multi-paragraph) error on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        # weights_only refusals bury the reason under a generic paragraph
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            lines = [rest] if rest else lines[i + 1 : i + 2]
+            break
+    text = lines[0] if lines else ""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _unwrap_state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
@@ -149,12 +163,13 @@ def load_snapshot(model: nn.Module, snapshot: str | os.PathLike[str]) -> None:
     """
     path = os.fspath(snapshot)
     if not Path(path).is_file():
-        raise SnapshotError(f"Hopenet snapshot {path}: no such file")
+        problem = "not a file" if Path(path).exists() else "no such file"
+        raise SnapshotError(f"Hopenet snapshot {path}: {problem}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for foreign files
         raise SnapshotError(
-            f"Hopenet snapshot {path}: not a readable torch file ({type(exc).__name__}: {exc})"
+            f"Hopenet snapshot {path}: not a readable torch state dict ({_one_line(exc)})"
         ) from exc
     state = _unwrap_state_dict(obj, path)
     expected = model.state_dict()

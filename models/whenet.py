@@ -101,8 +101,8 @@ class CropSettings:
             ``lanczos``.
     """
 
-    margin_x: float = 0.2
-    margin_y: float = 0.2
+    margin_x: float = 0.1
+    margin_y: float = 0.1
     shift_y: float = 0.0
     square: bool = True
     interpolation: str = "area"

@@ -87,7 +87,9 @@ def _parse(body: bytes, content_type: str | None) -> list[CameraEvent]:
         "usn": usn,
         "productid": info.get("productid") or None,
         "isotime": isotime,
-        "fields": scrub({k: v for k, v in info.items() if k not in ("usn", "productid", "isotime")}),
+        "fields": scrub(
+            {k: v for k, v in info.items() if k not in ("usn", "productid", "isotime")}
+        ),
     }
     if problems:
         metadata["problems"] = problems

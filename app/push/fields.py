@@ -44,7 +44,7 @@ _DATA_URL_RE = re.compile(r"^\s*data:[^,;]*(?:;[^,;]*)*?(;base64)?,", re.IGNOREC
 
 
 def decode_text(data: bytes) -> str:
-    """Decode bytes as UTF-8 (BOM dropped), then GB18030 (a GBK superset), then UTF-8 with U+FFFD."""
+    """Decode as UTF-8 (BOM dropped), then GB18030 (a GBK superset), then UTF-8 with U+FFFD."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return data.decode(encoding)
@@ -235,9 +235,7 @@ def scrub(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, dict):
         return {
-            str(k): scrub(v, depth + 1)
-            for k, v in value.items()
-            if str(k).lower() not in BLOB_KEYS
+            str(k): scrub(v, depth + 1) for k, v in value.items() if str(k).lower() not in BLOB_KEYS
         }
     if isinstance(value, (list, tuple)):
         return [scrub(v, depth + 1) for v in value[:256]]

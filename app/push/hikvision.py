@@ -99,7 +99,11 @@ def _parse(body: bytes, content_type: str | None) -> list[CameraEvent]:
     docs: list[_Doc] = []
     image_parts: list[multipart.Part] = []
     known_parts: list[str] = []
-    if looks_like_multipart(body, content_type) and not looks_like_json(body):
+    if looks_like_json(body) or looks_like_xml(body):
+        doc = _document(body)
+        if doc is not None:
+            docs.append(doc)
+    elif looks_like_multipart(body, content_type):
         mp = multipart.split(body, content_type)
         problems.extend(mp.problems)
         for part in mp.parts:
@@ -110,14 +114,11 @@ def _parse(body: bytes, content_type: str | None) -> list[CameraEvent]:
             if doc is not None:
                 docs.append(doc)
                 continue
-            if (part.name or "").lower() in KNOWN_PART_NAMES:
+            known = (part.name or "").lower() in KNOWN_PART_NAMES
+            if known:
                 known_parts.append(part.name or "")
-            if _declares_document(part) or (part.name or "").lower() in KNOWN_PART_NAMES:
+            if known or _declares_document(part):
                 problems.append(f"unreadable_document:{part.name or '?'}")
-    else:
-        doc = _document(body)
-        if doc is not None:
-            docs.append(doc)
     if not docs:
         if not image_parts and not known_parts:
             return []
@@ -348,7 +349,9 @@ def _face_metadata(face: dict[str, Any], result: dict[str, Any]) -> dict[str, An
         "pid": _pid(face),
         "face_id": to_int(face.get("faceId")),
         "rect": normalize_rect(face.get("faceRect")),
-        "picture_rect": normalize_rect(face.get("FacePictureRect") or face.get("recommendFaceRect")),
+        "picture_rect": normalize_rect(
+            face.get("FacePictureRect") or face.get("recommendFaceRect")
+        ),
         "score": _number(score),
         "max_similarity": similarity,
         "candidates": candidates,
@@ -418,7 +421,9 @@ def _link(refs: list[_Ref], parts: list[multipart.Part]) -> tuple[dict[int, str]
     roles: dict[int, str] = {}
     unmatched: list[_Ref] = []
     for ref in refs:
-        found = _find_part(parts, roles, lambda p, ref=ref: ref.pid is not None and ref.pid in _ids(p))
+        found = _find_part(
+            parts, roles, lambda p, ref=ref: ref.pid is not None and ref.pid in _ids(p)
+        )
         if found is None:
             unmatched.append(ref)
         else:
@@ -433,7 +438,9 @@ def _link(refs: list[_Ref], parts: list[multipart.Part]) -> tuple[dict[int, str]
             still.append(ref)
         else:
             roles[found] = ref.role
-    left = sorted((i for i in range(len(parts)) if i not in roles), key=lambda i: len(parts[i].data))
+    left = sorted(
+        (i for i in range(len(parts)) if i not in roles), key=lambda i: len(parts[i].data)
+    )
     background = [r for r in still if r.role == "background"]
     small = [r for r in still if r.role == "face"] + [r for r in still if r.role == "library"]
     if background and left and (len(left) > len(small) or not small):

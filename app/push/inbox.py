@@ -132,31 +132,32 @@ class Inbox:
         if event.kind != "face":
             self._count(event.source, event.kind)
             return PutResult(None, False)
-        with self._lock:
-            existing = self._find_duplicate(event)
-            if existing is not None:
-                self._count(event.source, "duplicate")
-                return PutResult(existing, True)
-            event_id = uuid.uuid4().hex
-            event_dir = self._images_dir / event_id
-            try:
-                image_rows = self._write_images(event_id, event_dir, event.images)
+        existing = self._find_duplicate(event)
+        if existing is not None:
+            self._count(event.source, "duplicate")
+            return PutResult(existing, True)
+        # Files first, outside the lock (a fresh folder per event); the unique constraints
+        # catch a concurrent put of the same event, whose files are then removed.
+        event_id = uuid.uuid4().hex
+        event_dir = self._images_dir / event_id
+        try:
+            image_rows = self._write_images(event_id, event_dir, event.images)
+            with self._lock, self._engine.begin() as conn:
                 now = self._clock()
-                with self._engine.begin() as conn:
-                    conn.execute(sa.insert(store.events).values(self._event_row(event_id, event, now)))
-                    if image_rows:
-                        conn.execute(sa.insert(store.images), image_rows)
-                    self._bump(conn, event.source, "face", now)
-            except sa.exc.IntegrityError:
-                store.remove_tree(event_dir)
-                existing = self._find_duplicate(event)
-                if existing is None:
-                    raise
-                self._count(event.source, "duplicate")
-                return PutResult(existing, True)
-            except BaseException:
-                store.remove_tree(event_dir)
+                conn.execute(sa.insert(store.events).values(self._event_row(event_id, event, now)))
+                if image_rows:
+                    conn.execute(sa.insert(store.images), image_rows)
+                self._bump(conn, event.source, "face", now)
+        except sa.exc.IntegrityError:
+            store.remove_tree(event_dir)
+            existing = self._find_duplicate(event)
+            if existing is None:
                 raise
+            self._count(event.source, "duplicate")
+            return PutResult(existing, True)
+        except BaseException:
+            store.remove_tree(event_dir)
+            raise
         log.debug("stored %s event %s with %d images", event.source, event_id, len(event.images))
         return PutResult(event_id, False)
 
@@ -404,7 +405,8 @@ class Inbox:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Return a page of events, newest first, and the cursor of the next page (or None).
 
-        Raises ValueError for a malformed cursor or an unknown verdict.
+        ``since_cursor`` is a ``next_cursor`` from a previous call: the page then continues
+        with older events. Raises ValueError for a malformed cursor or an unknown verdict.
         """
         table = store.events
         limit = max(1, min(int(limit), 500))
@@ -502,7 +504,9 @@ class Inbox:
         table = store.crops
         with self._engine.connect() as conn:
             path = conn.execute(
-                sa.select(table.c.path).where(table.c.event_id == event_id, table.c.face_id == face_id)
+                sa.select(table.c.path).where(
+                    table.c.event_id == event_id, table.c.face_id == face_id
+                )
             ).scalar_one_or_none()
         if path is None:
             return None

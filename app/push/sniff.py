@@ -45,10 +45,10 @@ def detect_kind(body: bytes, content_type: str | None) -> Kind | None:
     """Return the parser name for ``body``, or None when it is no known push format."""
     if looks_like_json(body):
         return _json_kind(load_json(body))
+    if looks_like_xml(body):
+        return "hikvision" if b"EventNotificationAlert" in body[:4096] else None
     if looks_like_multipart(body, content_type):
         return _multipart_kind(multipart.split(body, content_type))
-    if looks_like_xml(body) and b"EventNotificationAlert" in body[:4096]:
-        return "hikvision"
     return None
 
 

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClientConnection, WebSocketError, websocket_connect
 
 from app.push import sophon
 from app.push.event import CameraEvent
@@ -32,6 +33,8 @@ from app.push.event import CameraEvent
 log = logging.getLogger(__name__)
 
 OnEvent = Callable[[CameraEvent], Awaitable[None]]
+# Connection refused/reset, DNS, handshake refused, timeouts, writes on a closed socket.
+NETWORK_ERRORS = (OSError, HTTPClientError, WebSocketError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,11 @@ class SophonWsSubscriber:
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # any connect failure is retried
+        except NETWORK_ERRORS as exc:
+            link.last_error = _describe(exc)
+            return False
+        except Exception as exc:  # unexpected, but the subscription must live on
+            log.exception("sophon ws %s: connect failed", url)
             link.last_error = _describe(exc)
             return False
         link.connection = connection
@@ -211,10 +218,14 @@ class SophonWsSubscriber:
             await connection.write_message(config_frame(link.target))
             await self._read(link, connection, url)
             if not self._stopping:
-                link.last_error = f"connection closed (code {connection.close_code})"
+                code = connection.close_code
+                link.last_error = "connection closed" + (f" (code {code})" if code else "")
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a broken connection is retried
+        except NETWORK_ERRORS as exc:
+            link.last_error = _describe(exc)
+        except Exception as exc:  # unexpected, but the subscription must live on
+            log.exception("sophon ws %s: connection failed", url)
             link.last_error = _describe(exc)
         finally:
             link.connected = False

@@ -224,9 +224,10 @@ def test_snapshot_without_num_batches_tracked_loads(
     tmp_path: Path, state: dict[str, torch.Tensor]
 ) -> None:
     # snapshots saved before PyTorch 0.4.1 (the official ones) lack these buffers
+    # (and were written in the legacy, pre-zip serialization format)
     old = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     path = tmp_path / "old.pkl"
-    torch.save(old, path)
+    torch.save(old, path, _use_new_zipfile_serialization=False)
     HopenetEstimator(path)
 
 
@@ -240,12 +241,23 @@ def _refused(path: Path, match: str) -> None:
 
 def test_missing_path_is_refused(tmp_path: Path) -> None:
     _refused(tmp_path / "nope.pkl", "no such file")
+    _refused(tmp_path, "not a file")
 
 
 def test_malformed_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "text.pkl"
     path.write_bytes(b"this is not a torch file\n")
-    _refused(path, "not a readable torch file")
+    _refused(path, "not a readable torch state dict")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,yaw_deg\nimage00002.jpg,1.0\n")
+    _refused(csv, "not a readable torch state dict")
+
+
+def test_whole_model_pickle_is_refused(tmp_path: Path) -> None:
+    # torch.save(model) pickles classes; weights_only loading must refuse to import them
+    path = tmp_path / "whole_model.pkl"
+    torch.save(torch.nn.Linear(2, 2), path)
+    _refused(path, r"Unsupported global: GLOBAL torch\.nn\.modules\.linear\.Linear")
 
 
 def test_non_state_dict_is_refused(tmp_path: Path) -> None:

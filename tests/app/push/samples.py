@@ -4,7 +4,7 @@
 way a server would. Image placeholders (the 4 bytes ``FF D8 FF D9`` in multipart parts, the
 base64 ``/9j/2Q==`` in JSON and form fields) can be replaced by a real JPEG; a part's own
 ``Content-Length: 4`` in front of a placeholder and the request's ``Content-Length`` are then
-fixed to match.
+fixed to match. ``build`` and ``JPEG`` make small synthetic multipart bodies for edge cases.
 """
 
 from __future__ import annotations
@@ -82,3 +82,29 @@ def load(path: Path, jpeg: bytes | None = None) -> Sample:
         body = substitute(body, jpeg)
     headers = dict(headers, **{"content-length": str(len(body))})
     return Sample(path.name, method, target, headers, body)
+
+
+# A tiny JPEG-shaped payload for synthetic bodies: SOI, an APP0 segment, bytes with CR LF and
+# '--' lines, EOI.
+JPEG = (
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    + b"\r\n--\r\n\n--x\r\n\x00\xff"
+    + bytes(range(256))
+    + b"\xff\xd9"
+)
+
+
+def build(
+    parts: list[tuple[bytes, bytes]],
+    *,
+    boundary: bytes = b"MIME_boundary",
+    eol: bytes = b"\r\n",
+    close: bool = True,
+) -> bytes:
+    """Build a body from (header block, data) pairs; headers are joined with ``eol``."""
+    out = b""
+    for headers, data in parts:
+        out += b"--" + boundary + eol + headers.replace(b"\r\n", eol) + eol + eol + data + eol
+    if close:
+        out += b"--" + boundary + b"--" + eol
+    return out

@@ -1,0 +1,667 @@
+"""The OpenAPI 3.1 description of the HTTP API, built from the code's own constants.
+
+Bounds, reasons and option values come from ``models.pipeline`` and ``models.report``, so the
+document cannot drift from what the handlers accept. Served at ``GET /openapi.json``; the
+contract test runs schemathesis against a live server with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.metrics import SOURCES
+from models.pipeline import OVERRIDE_BOUNDS, REASONS
+from models.report import IMAGE_OPTIONS
+
+FLAG_VALUES = ("0", "1", "true", "false", "yes", "no")
+# Which Settings field each query override defaults from (documented in the parameter).
+_OVERRIDE_DOCS = {
+    "face_threshold": "Minimum MTCNN confidence (default: setting face_threshold).",
+    "blur_threshold": "Minimum Laplacian variance of the aligned crop (setting blur_threshold).",
+    "max_yaw": "Largest accepted |yaw| in degrees (setting yaw_threshold).",
+    "max_pitch": "Largest accepted |pitch| in degrees (setting pitch_threshold).",
+    "max_roll": "Largest accepted |roll| in degrees (setting roll_threshold).",
+    "min_face_px": "Smallest accepted box side in pixels, 0 = off (setting min_face_px).",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_AUTH_ERRORS = {
+    "401": _error("No token in the Authorization header (code `missing_token`)."),
+    "403": _error("The token is not valid (code `invalid_token`)."),
+}
+
+
+def _number(lo: float, hi: float, integer: bool = False) -> dict[str, Any]:
+    return {"type": "integer" if integer else "number", "minimum": lo, "maximum": hi}
+
+
+def _schemas() -> dict[str, Any]:
+    point = {
+        "type": "array",
+        "items": {"type": "integer"},
+        "minItems": 2,
+        "maxItems": 2,
+        "description": "[x, y] in pixels of the upright image.",
+    }
+    face_props: dict[str, Any] = {
+        "face_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "face_confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "face_coordinate": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "minItems": 4,
+            "maxItems": 4,
+            "description": "[x, y, w, h] in pixels.",
+        },
+        "facie5points": {
+            "type": "object",
+            "description": "MTCNN landmarks; `left_eye` is the eye on the image's left.",
+            "properties": {
+                name: point
+                for name in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+            },
+            "required": ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"],
+        },
+        "face_blur": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Variance of the Laplacian of the grey aligned crop.",
+        },
+        "face_pose": {
+            "type": "object",
+            "description": "Degrees; yaw > 0 turned toward the image's right, pitch > 0 up, "
+            "roll > 0 clockwise as seen.",
+            "properties": {k: {"type": "number"} for k in ("pitch", "yaw", "roll")},
+            "required": ["pitch", "yaw", "roll"],
+        },
+        "face_native_image_b64": {"type": "string", "description": "JPEG of the box (images=all)."},
+        "face_native_images_b64": {
+            "type": "string",
+            "description": "PNG of the box with a 30 px margin (images=all).",
+        },
+        "face_align_images_b64": {
+            "type": "string",
+            "description": "PNG of the 112x112 aligned face (images=all|aligned).",
+        },
+    }
+    face_required = [
+        "face_id", "face_confidence", "face_coordinate", "facie5points", "face_blur", "face_pose"
+    ]
+    rejected_props = dict(face_props)
+    rejected_props["reasons"] = {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string", "enum": list(REASONS)},
+        "description": "Every gate the face failed, in this order.",
+    }
+    count = {"type": "integer", "minimum": 0}
+    stages = ("decode", "detect", "align", "blur", "pose", "encode")
+    report_props: dict[str, Any] = {
+        "image_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "face_total": {**count, "description": "All detections."},
+        "face_efficient_total_resp": {**count, "description": "Accepted faces."},
+        "face_confidence_neglect_total_resp": {
+            **count,
+            "description": "Rejected faces whose first failed gate is confidence.",
+        },
+        "face_blur_neglect_total_resp": {**count, "description": "... first failed gate blur."},
+        "face_hopenet_neglect_total_resp": {**count, "description": "... first failed gate pose."},
+        "face_small_neglect_total_resp": {**count, "description": "... failed min_face_px."},
+        "resp": {"type": "array", "items": _ref("Face"), "description": "Accepted faces."},
+        "rejected": {
+            "type": "array",
+            "items": _ref("RejectedFace"),
+            "description": "Rejected faces with their reasons (omitted with rejected=0).",
+        },
+        "mark_image_face_b64": {
+            "type": "string",
+            "description": "JPEG of the image with boxes and scores drawn (omitted with mark=0).",
+        },
+        "pose_estimator": {"type": "string", "enum": ["whenet", "hopenet"]},
+        "timing_ms": {
+            "type": "object",
+            "properties": {s: {"type": "number", "minimum": 0} for s in stages},
+            "required": list(stages),
+            "description": "Milliseconds per stage.",
+        },
+    }
+    event_summary = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "source": {"type": "string", "enum": list(SOURCES[1:])},
+            "received_at": {"type": "string", "format": "date-time"},
+            "status": {"type": "string", "enum": ["pending", "done", "failed"]},
+            "images": count,
+            "faces_accepted": {"type": ["integer", "null"], "minimum": 0},
+            "faces_rejected": {"type": ["integer", "null"], "minimum": 0},
+            "device_id": {"type": ["string", "null"]},
+            "event_time": {"type": ["string", "null"]},
+        },
+        "required": ["id", "source", "received_at", "status", "images"],
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string", "pattern": "^[a-z_]+$"},
+                        "message": {"type": "string", "minLength": 1},
+                    },
+                    "required": ["code", "message"],
+                    "additionalProperties": False,
+                }
+            },
+            "required": ["error"],
+            "additionalProperties": False,
+        },
+        "Face": {"type": "object", "properties": face_props, "required": face_required},
+        "RejectedFace": {
+            "type": "object",
+            "properties": rejected_props,
+            "required": [*face_required, "reasons"],
+        },
+        "ImageReport": {
+            "type": "object",
+            "properties": report_props,
+            "required": [
+                "image_id", "face_total", "face_efficient_total_resp",
+                "face_confidence_neglect_total_resp", "face_blur_neglect_total_resp",
+                "face_hopenet_neglect_total_resp", "resp", "pose_estimator", "timing_ms",
+            ],
+        },
+        "UploadsEntry": {
+            "oneOf": [
+                {
+                    "allOf": [_ref("ImageReport")],
+                    "properties": {"filename": {"type": "string"}},
+                    "required": ["filename"],
+                },
+                {
+                    "type": "object",
+                    "description": "A file that could not be assessed; the others still are.",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                            "required": ["code", "message"],
+                        },
+                        "status": {"type": "integer", "minimum": 400, "maximum": 499},
+                        "filename": {"type": "string"},
+                    },
+                    "required": ["error", "filename"],
+                },
+            ]
+        },
+        "Welcome": {
+            "type": "object",
+            "properties": {
+                "service": {"const": "faceq"},
+                "version": {"type": "string"},
+                "message": {"type": "string"},
+                "endpoints": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["service", "version", "message", "endpoints"],
+        },
+        "Readiness": {
+            "type": "object",
+            "properties": {
+                "status": {"type": "string", "enum": ["ready", "loading", "failed"]},
+                "models": {
+                    "type": "object",
+                    "properties": {
+                        "ready": {"type": "boolean"},
+                        "error": {"type": ["string", "null"]},
+                        "detector": {"type": "string"},
+                        "pose_estimator": {"type": "string"},
+                        "ready_after_s": {"type": ["number", "null"]},
+                    },
+                    "required": ["ready"],
+                },
+            },
+            "required": ["status", "models"],
+        },
+        "PushAck": {
+            "description": "What a device gets once its event is stored (or counted, for a "
+            "heartbeat or a duplicate). Devices ignore the body; some retry forever on "
+            "anything but 200.",
+            "type": "object",
+        },
+        "EventSummary": event_summary,
+        "EventPage": {
+            "type": "object",
+            "properties": {
+                "events": {"type": "array", "items": _ref("EventSummary")},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+            "required": ["events", "next_cursor"],
+        },
+        "Event": {
+            "allOf": [_ref("EventSummary")],
+            "properties": {
+                "kind": {"type": "string", "enum": ["face", "heartbeat", "ignored"]},
+                "dedupe_key": {"type": ["string", "null"]},
+                "attempts": count,
+                "finished_at": {"type": ["string", "null"]},
+                "error": {"type": ["string", "null"]},
+                "metadata": {"type": "object"},
+                "image_files": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "index": count,
+                            "role": {"type": "string"},
+                            "name": {"type": ["string", "null"]},
+                            "content_type": {"type": "string"},
+                            "size": count,
+                        },
+                    },
+                },
+                "reports": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "One image report (or error entry) per image, in order.",
+                },
+            },
+        },
+    }
+
+
+def _upload_parameters() -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": "images",
+            "in": "query",
+            "description": "Which base64 crops to include.",
+            "schema": {"type": "string", "enum": list(IMAGE_OPTIONS), "default": "all"},
+        },
+        {
+            "name": "mark",
+            "in": "query",
+            "description": "Include the marked full image.",
+            "schema": {"type": "string", "enum": list(FLAG_VALUES), "default": "1"},
+        },
+        {
+            "name": "rejected",
+            "in": "query",
+            "description": "Include the rejected faces with their reasons.",
+            "schema": {"type": "string", "enum": list(FLAG_VALUES), "default": "1"},
+        },
+    ]
+    for name, (lo, hi) in OVERRIDE_BOUNDS.items():
+        params.append(
+            {
+                "name": name,
+                "in": "query",
+                "description": _OVERRIDE_DOCS.get(name, "Gate override."),
+                "schema": _number(lo, hi, integer=name == "min_face_px"),
+            }
+        )
+    return params
+
+
+def _upload_responses(ok: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "200": ok,
+        "400": _error(
+            "Bad query parameter (`bad_parameter`), no `image` field (`missing_field`) or an "
+            "empty file (`empty_file`)."
+        ),
+        **_AUTH_ERRORS,
+        "413": _error("The body or the file is too large (`body_too_large`, `image_too_large`)."),
+        "415": _error("Not multipart/form-data, or the file is not an image (`not_an_image`)."),
+        "422": _error("The file looks like an image but cannot be decoded."),
+        "503": _error("Models still loading (`not_ready`) or queue full (`overloaded`)."),
+    }
+
+
+def _multipart(many: bool) -> dict[str, Any]:
+    image: dict[str, Any] = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
+    field = {"type": "array", "items": image, "minItems": 1} if many else image
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image": field},
+                    "required": ["image"],
+                }
+            }
+        },
+    }
+
+
+def _push_operation(summary: str, description: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tags": ["camera"],
+        "summary": summary,
+        "description": description,
+        "security": [],
+        "parameters": [
+            {
+                "name": "token",
+                "in": "path",
+                "required": True,
+                "description": "An API token: devices cannot send headers and drop query strings.",
+                "schema": {"type": "string", "minLength": 1},
+            }
+        ],
+        "requestBody": {"required": True, "content": body},
+        "responses": {
+            "200": {
+                "description": "Stored (or a heartbeat / duplicate counted).",
+                "content": {
+                    "application/json": {"schema": _ref("PushAck")},
+                    "text/plain": {"schema": {"type": "string"}},
+                },
+            },
+            "403": _error("The path token is not valid, or the client is not in push_allow."),
+            "413": _error("The body exceeds push_max_body_mb."),
+            "503": _error("The inbox cannot store the event now; the device should retry."),
+        },
+    }
+
+
+def _paths(metrics_public: bool) -> dict[str, Any]:
+    token_security = [{"token": []}]
+    image_part = {"type": "string", "format": "binary"}
+    return {
+        "/": {
+            "get": {
+                "tags": ["service"],
+                "summary": "Service name, version and where to start",
+                "security": [],
+                "responses": {"200": _json(_ref("Welcome"), "Welcome.")},
+            }
+        },
+        "/livez": {
+            "get": {
+                "tags": ["probes"],
+                "summary": "Liveness: 200 while the process runs",
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"status": {"const": "ok"}},
+                            "required": ["status"],
+                        },
+                        "Alive.",
+                    )
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "tags": ["probes"],
+                "summary": "Readiness: 200 once every model is loaded and warmed",
+                "security": [],
+                "responses": {
+                    "200": _json(_ref("Readiness"), "Ready; model names."),
+                    "503": _json(_ref("Readiness"), "Loading (or failed); retry later."),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "tags": ["probes"],
+                "summary": "Prometheus metrics (text exposition format)",
+                "description": "Public unless the setting metrics_public is false.",
+                "security": [] if metrics_public else token_security,
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **({} if metrics_public else _AUTH_ERRORS),
+                },
+            }
+        },
+        "/upload": {
+            "post": {
+                "tags": ["images"],
+                "summary": "Assess the image in multipart field `image`",
+                "security": token_security,
+                "parameters": _upload_parameters(),
+                "requestBody": _multipart(many=False),
+                "responses": _upload_responses(_json(_ref("ImageReport"), "The image report.")),
+            }
+        },
+        "/uploads": {
+            "post": {
+                "tags": ["images"],
+                "summary": "Assess every `image` field; one entry per file, in order",
+                "security": token_security,
+                "parameters": _upload_parameters(),
+                "requestBody": _multipart(many=True),
+                "responses": _upload_responses(
+                    _json(
+                        {"type": "array", "items": _ref("UploadsEntry")},
+                        "One report or error entry per file.",
+                    )
+                ),
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "tags": ["service"],
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"openapi": {"type": "string"}},
+                            "required": ["openapi", "info", "paths"],
+                        },
+                        "OpenAPI 3.1 document.",
+                    )
+                },
+            }
+        },
+        "/push/{token}": _path_post(
+            _push_operation(
+                "Receive a camera event in any supported format",
+                "The format (eventinfo, Hikvision ISAPI, Sophon HistoryEvent) is sniffed from "
+                "the body. Always 200 once the event is stored (PROTOCOLS.md).",
+                {
+                    "multipart/form-data": {"schema": {"type": "object"}},
+                    "application/json": {"schema": {}},
+                    "application/xml": {"schema": {"type": "string"}},
+                },
+            )
+        ),
+        "/push/{token}/eventinfo": _path_post(
+            _push_operation(
+                "Receive an `eventinfo` camera's face-detection POST",
+                "Part `eventinfo` is a urlencoded query string (usn, productid, isotime, ...); "
+                "`image_N` parts are face thumbnails, `snapshot` the full frame.",
+                {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "eventinfo": {"type": "string"},
+                                "image_1": image_part,
+                                "snapshot": image_part,
+                            },
+                            "required": ["eventinfo"],
+                        }
+                    }
+                },
+            )
+        ),
+        "/push/{token}/hikvision": _path_post(
+            _push_operation(
+                "Receive a Hikvision ISAPI listening-mode event",
+                "Multipart `alarmResult` / `faceCapture` / `AccessControllerEvent` JSON parts "
+                "with `faceImage`, `backgroundImage` or `Picture` JPEG parts, or a bare XML "
+                "EventNotificationAlert. Heartbeats are answered 200 and only counted.",
+                {
+                    "multipart/form-data": {"schema": {"type": "object"}},
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/xml": {"schema": {"type": "string"}},
+                },
+            )
+        ),
+        "/push/{token}/sophon": _path_post(
+            _push_operation(
+                "Receive a Sophon SE box HistoryEvent POST",
+                "One event object or a JSON array of them (base64 images, possibly empty). "
+                'Answered 200 with `{"message": "SUCCESS", "status": 0}`.',
+                {
+                    "application/json": {
+                        "schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}
+                    },
+                    "multipart/form-data": {"schema": {"type": "object"}},
+                },
+            )
+        ),
+        "/events": {
+            "get": {
+                "tags": ["events"],
+                "summary": "Stored camera events, newest first",
+                "security": token_security,
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "description": "`next_cursor` of the previous page.",
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                    {
+                        "name": "source",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": list(SOURCES[1:])},
+                    },
+                    {
+                        "name": "verdict",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["accepted", "rejected", "no_face"]},
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ref("EventPage"), "A page of events."),
+                    "400": _error("Malformed cursor or unknown filter value."),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/events/{id}": {
+            "get": {
+                "tags": ["events"],
+                "summary": "One stored event with its metadata and image reports",
+                "security": token_security,
+                "parameters": [_path_param("id", "Event id (hex).")],
+                "responses": {
+                    "200": _json(_ref("Event"), "The event."),
+                    **_AUTH_ERRORS,
+                    "404": _error("No such event."),
+                },
+            }
+        },
+        "/events/{id}/faces/{face_id}.png": {
+            "get": {
+                "tags": ["events"],
+                "summary": "The aligned 112x112 crop of one face of a stored event",
+                "security": token_security,
+                "parameters": [
+                    _path_param("id", "Event id (hex)."),
+                    _path_param("face_id", "Face id from the event's reports."),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "PNG, 112x112.",
+                        "content": {"image/png": {"schema": {"type": "string"}}},
+                    },
+                    **_AUTH_ERRORS,
+                    "404": _error("No such event or face."),
+                },
+            }
+        },
+    }
+
+
+def _path_post(operation: dict[str, Any]) -> dict[str, Any]:
+    return {"post": operation}
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{1,64}$"},
+    }
+
+
+CAMERA_PATHS = (
+    "/push/{token}",
+    "/push/{token}/eventinfo",
+    "/push/{token}/hikvision",
+    "/push/{token}/sophon",
+    "/events",
+    "/events/{id}",
+    "/events/{id}/faces/{face_id}.png",
+)
+
+
+def openapi_document(version: str = "0.1.0", metrics_public: bool = True) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document of the service (built afresh on each call)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "faceq face-quality service",
+            "version": version,
+            "description": "Finds every face in an image, measures confidence, blur and head "
+            "pose, aligns it to the ArcFace 112x112 template and says which faces are good "
+            "enough for enrolment and why the others are not. Errors are always "
+            '`{"error": {"code": ..., "message": ...}}`.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"token": []}],
+        "tags": [
+            {"name": "images", "description": "Image uploads (the original service's API)."},
+            {"name": "probes", "description": "Kubernetes probes and metrics."},
+            {"name": "service", "description": "Welcome text and this document."},
+            {"name": "camera", "description": "Receivers for camera and AI-box pushes."},
+            {"name": "events", "description": "Stored camera events and their results."},
+        ],
+        "paths": _paths(metrics_public),
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`<token>` or `Bearer <token>`; missing: 401, wrong: 403.",
+                }
+            },
+        },
+    }

@@ -1,0 +1,378 @@
+"""The durable inbox: restart safety, leases, duplicates, results API, retention, forwarding."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from app.push.event import CameraEvent, PushedImage, sha256_hex
+from app.push.inbox import Inbox
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4 + b"\xff\xd9"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 32
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def face_event(
+    n: int = 0, *, key: str | None = None, source: str = "hikvision", images: int = 2
+) -> CameraEvent:
+    pictures = tuple(
+        PushedImage("face" if i == 0 else "background", JPEG + bytes([n, i]), "image/jpeg", f"p{i}")
+        for i in range(images)
+    )
+    return CameraEvent(
+        source=source,
+        kind="face",
+        device_id=f"dev-{n}",
+        event_time=datetime(2026, 8, 7, 10, 0, n, tzinfo=UTC),
+        dedupe_key=key if key is not None else f"pid-{n}",
+        payload_hash=sha256_hex(b"body %d" % n),
+        metadata={"n": n, "name": "门禁"},
+        images=pictures,
+    )
+
+
+def report(accepted: int, rejected: int) -> dict:
+    return {
+        "image_id": "x",
+        "face_total": accepted + rejected,
+        "face_efficient_total_resp": accepted,
+        "resp": [{"face_id": f"a{i}"} for i in range(accepted)],
+        "rejected": [{"face_id": f"r{i}", "reasons": ["blurry"]} for i in range(rejected)],
+    }
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, clock: FakeClock) -> Iterator[Inbox]:
+    box = Inbox(tmp_path, clock=clock)
+    yield box
+    box.close()
+
+
+def test_put_is_durable_across_a_new_inbox(tmp_path: Path, clock: FakeClock) -> None:
+    first = Inbox(tmp_path, clock=clock)
+    result = first.put(face_event(1))
+    assert result.duplicate is False and result.event_id
+    first.close()
+
+    mode = sqlite3.connect(tmp_path / "faceq.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    files = sorted(p.name for p in (tmp_path / "images" / result.event_id).iterdir())
+    assert files == ["00-face.jpg", "01-background.jpg"]
+
+    second = Inbox(tmp_path, clock=clock)
+    assert second.backlog() == 1
+    [summary], cursor = second.list_events()
+    assert cursor is None
+    assert summary == {
+        "id": result.event_id,
+        "source": "hikvision",
+        "received_at": "2027-01-15T08:00:00.000+00:00",
+        "status": "pending",
+        "images": 2,
+        "faces_accepted": None,
+        "faces_rejected": None,
+        "device_id": "dev-1",
+        "event_time": "2026-08-07T10:00:01+00:00",
+    }
+    claimed = second.claim("w1", lease_seconds=30)
+    assert claimed is not None and claimed.event_id == result.event_id
+    assert [i.data for i in claimed.images] == [JPEG + b"\x01\x00", JPEG + b"\x01\x01"]
+    assert [(i.role, i.name, i.content_type) for i in claimed.images] == [
+        ("face", "p0", "image/jpeg"),
+        ("background", "p1", "image/jpeg"),
+    ]
+    assert claimed.metadata == {"n": 1, "name": "门禁"}
+    assert claimed.event_time == datetime(2026, 8, 7, 10, 0, 1, tzinfo=UTC)
+    assert claimed.attempts == 1
+    second.close()
+
+
+def test_crash_mid_event_is_reclaimed_after_the_lease(tmp_path: Path, clock: FakeClock) -> None:
+    first = Inbox(tmp_path, clock=clock)
+    event_id = first.put(face_event(1)).event_id
+    claimed = first.claim("worker-a", lease_seconds=60)
+    assert claimed is not None and claimed.event_id == event_id
+    assert first.claim("worker-b", lease_seconds=60) is None  # leased
+    first.close()  # the process dies without complete()
+
+    second = Inbox(tmp_path, clock=clock)
+    assert second.claim("worker-b", lease_seconds=60) is None
+    assert second.backlog() == 1
+    clock.now += 61
+    again = second.claim("worker-b", lease_seconds=60)
+    assert again is not None and again.event_id == event_id and again.attempts == 2
+    second.complete(event_id, [report(1, 0), report(0, 1)])
+    assert second.backlog() == 0
+    assert second.claim("worker-b", lease_seconds=60) is None
+    second.close()
+
+
+def test_poison_event_fails_after_max_attempts(tmp_path: Path, clock: FakeClock) -> None:
+    box = Inbox(tmp_path, clock=clock, max_attempts=2)
+    event_id = box.put(face_event(1)).event_id
+    for _ in range(2):
+        assert box.claim("w", lease_seconds=10) is not None
+        clock.now += 11
+    assert box.claim("w", lease_seconds=10) is None
+    event = box.get_event(event_id or "")
+    assert event is not None and event["status"] == "failed"
+    assert event["error"] == "gave up after 2 attempts whose leases expired"
+    box.close()
+
+
+def test_claim_takes_the_oldest_first(inbox: Inbox, clock: FakeClock) -> None:
+    ids = []
+    for n in range(3):
+        ids.append(inbox.put(face_event(n)).event_id)
+        clock.now += 1
+    taken = [inbox.claim("w", 30) for _ in range(4)]
+    assert [c.event_id if c else None for c in taken] == ids + [None]
+
+
+def test_complete_then_list_and_get(inbox: Inbox, clock: FakeClock) -> None:
+    event_id = inbox.put(face_event(1)).event_id or ""
+    assert inbox.claim("w", 30) is not None
+    clock.now += 2
+    inbox.complete(event_id, [report(2, 1), {"error": {"code": "not_an_image", "message": "x"}}])
+    [summary], _ = inbox.list_events()
+    assert summary["status"] == "done"
+    assert (summary["faces_accepted"], summary["faces_rejected"]) == (2, 1)
+    event = inbox.get_event(event_id)
+    assert event is not None
+    assert event["reports"] == [report(2, 1), {"error": {"code": "not_an_image", "message": "x"}}]
+    assert event["metadata"] == {"n": 1, "name": "门禁"}
+    assert event["dedupe_key"] == "pid-1"
+    assert event["finished_at"] == "2027-01-15T08:00:02.000+00:00"
+    assert event["image_files"] == [
+        {
+            "index": 0,
+            "role": "face",
+            "name": "p0",
+            "content_type": "image/jpeg",
+            "size": len(JPEG) + 2,
+        },
+        {
+            "index": 1,
+            "role": "background",
+            "name": "p1",
+            "content_type": "image/jpeg",
+            "size": len(JPEG) + 2,
+        },
+    ]
+    inbox.complete(event_id, [])  # completing twice is a no-op
+    assert inbox.get_event(event_id)["faces_accepted"] == 2  # type: ignore[index]
+    assert inbox.get_event("0" * 32) is None
+    assert inbox.get_event("../../etc/passwd") is None
+    with pytest.raises(KeyError):
+        inbox.complete("f" * 32, [])
+
+
+def test_duplicates_by_key_and_by_payload_hash(inbox: Inbox) -> None:
+    first = inbox.put(face_event(1))
+    by_key = inbox.put(
+        CameraEvent(
+            source="hikvision",
+            kind="face",
+            device_id=None,
+            event_time=None,
+            dedupe_key="pid-1",
+            payload_hash="other",
+        )
+    )
+    assert by_key.duplicate and by_key.event_id == first.event_id
+    same_key_other_source = inbox.put(face_event(1, source="sophon_http"))
+    assert same_key_other_source.duplicate  # same payload hash
+    keyless = face_event(2, key="")
+    a, b = inbox.put(keyless), inbox.put(keyless)
+    assert not a.duplicate and b.duplicate and a.event_id == b.event_id
+    assert inbox.backlog() == 2
+    assert inbox.counters()["hikvision"] == {"face": 2, "duplicate": 2}
+    assert len(list((inbox.data_dir / "images").iterdir())) == 2
+
+
+def test_concurrent_puts_of_the_same_event(inbox: Inbox) -> None:
+    results = []
+    event = face_event(5)
+
+    def put() -> None:
+        results.append(inbox.put(event))
+
+    threads = [threading.Thread(target=put) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(not r.duplicate for r in results) == 1
+    assert len({r.event_id for r in results}) == 1
+    assert inbox.backlog() == 1
+
+
+def test_heartbeats_are_counted_not_stored(inbox: Inbox) -> None:
+    beat = CameraEvent(
+        source="hikvision",
+        kind="heartbeat",
+        device_id="x",
+        event_time=None,
+        dedupe_key=None,
+        payload_hash="h",
+    )
+    for _ in range(3):
+        assert inbox.put(beat).event_id is None
+    ignored = CameraEvent(
+        source="hikvision",
+        kind="ignored",
+        device_id="x",
+        event_time=None,
+        dedupe_key=None,
+        payload_hash="i",
+    )
+    inbox.put(ignored)
+    assert inbox.counters() == {"hikvision": {"heartbeat": 3, "ignored": 1}}
+    assert inbox.list_events() == ([], None)
+    assert inbox.backlog() == 0
+
+
+def test_fail_with_retry_backs_off_then_gives_up(tmp_path: Path, clock: FakeClock) -> None:
+    box = Inbox(tmp_path, clock=clock, max_attempts=2, retry_base_s=10)
+    event_id = box.put(face_event(1)).event_id or ""
+    assert box.claim("w", 30) is not None
+    box.fail(event_id, "decoder crashed", retry=True)
+    assert box.claim("w", 30) is None  # not before the backoff
+    clock.now += 10
+    assert box.claim("w", 30) is not None
+    box.fail(event_id, "decoder crashed again", retry=True)  # attempts exhausted
+    event = box.get_event(event_id)
+    assert event is not None and event["status"] == "failed"
+    assert event["error"] == "decoder crashed again"
+    other = box.put(face_event(2)).event_id or ""
+    box.fail(other, "bad", retry=False)
+    assert box.get_event(other)["status"] == "failed"  # type: ignore[index]
+    box.close()
+
+
+def test_list_pagination_and_filters(inbox: Inbox, clock: FakeClock) -> None:
+    ids = []
+    for n in range(5):
+        ids.append(
+            inbox.put(face_event(n, source="sophon_http" if n % 2 else "hikvision")).event_id
+        )
+        clock.now += 1
+    for event_id, reports in zip(
+        ids[:3], ([report(1, 0)], [report(0, 2)], [report(0, 0)]), strict=True
+    ):
+        inbox.complete(event_id or "", reports)
+    page, cursor = inbox.list_events(limit=2)
+    assert [e["id"] for e in page] == [ids[4], ids[3]] and cursor
+    page, cursor = inbox.list_events(limit=2, since_cursor=cursor)
+    assert [e["id"] for e in page] == [ids[2], ids[1]] and cursor
+    page, cursor = inbox.list_events(limit=2, since_cursor=cursor)
+    assert [e["id"] for e in page] == [ids[0]] and cursor is None
+    assert [e["id"] for e in inbox.list_events(source="sophon_http")[0]] == [ids[3], ids[1]]
+    assert [e["id"] for e in inbox.list_events(verdict="accepted")[0]] == [ids[0]]
+    assert [e["id"] for e in inbox.list_events(verdict="rejected")[0]] == [ids[1]]
+    assert [e["id"] for e in inbox.list_events(verdict="no_face")[0]] == [ids[2]]
+    with pytest.raises(ValueError):
+        inbox.list_events(verdict="maybe")
+    with pytest.raises(ValueError):
+        inbox.list_events(since_cursor="abc")
+
+
+def test_aligned_crops(inbox: Inbox) -> None:
+    event_id = inbox.put(face_event(1)).event_id or ""
+    inbox.put_crop(event_id, "3f2a9c", PNG)
+    assert inbox.get_crop(event_id, "3f2a9c") == PNG
+    inbox.put_crop(event_id, "3f2a9c", PNG + b"2")
+    assert inbox.get_crop(event_id, "3f2a9c") == PNG + b"2"
+    assert inbox.get_crop(event_id, "nope") is None
+    assert inbox.get_crop(event_id, "../x") is None
+    with pytest.raises(ValueError):
+        inbox.put_crop(event_id, "../../x", PNG)
+    with pytest.raises(KeyError):
+        inbox.put_crop("a" * 32, "f1", PNG)
+
+
+def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock) -> None:
+    ids = []
+    for n in range(6):
+        ids.append(inbox.put(face_event(n)).event_id or "")
+        clock.now += 100
+    for event_id in ids[:5]:
+        inbox.complete(event_id, [report(1, 0)])
+    inbox.put_crop(ids[0], "f0", PNG)
+    # ids[0] was received 600 s ago, ids[1] 500 s ago...; ids[5] is still pending.
+    assert inbox.prune(max_age_seconds=450) == 2
+    assert inbox.get_event(ids[0]) is None and inbox.get_event(ids[1]) is None
+    assert not (inbox.data_dir / "images" / ids[0]).exists()
+    assert inbox.get_crop(ids[0], "f0") is None
+    assert inbox.prune(max_events=2) == 2  # 4 left, 2 oldest finished go
+    remaining = [e["id"] for e in inbox.list_events()[0]]
+    assert remaining == [ids[5], ids[4]]
+    assert inbox.prune(max_events=0) == 1  # the pending one stays
+    assert [e["id"] for e in inbox.list_events()[0]] == [ids[5]]
+
+
+def test_prune_sweeps_orphaned_image_folders(inbox: Inbox, clock: FakeClock) -> None:
+    orphan = inbox.data_dir / "images" / ("ab" * 16)
+    orphan.mkdir()
+    (orphan / "00-face.jpg").write_bytes(JPEG)
+    old = clock.now - 7200
+    os.utime(orphan, (old, old))
+    fresh = inbox.data_dir / "images" / ("cd" * 16)
+    fresh.mkdir()
+    os.utime(fresh, (clock.now, clock.now))
+    inbox.prune(max_age_seconds=10**9)
+    assert not orphan.exists() and fresh.exists()
+
+
+def test_forward_queue(inbox: Inbox, clock: FakeClock) -> None:
+    event_id = inbox.put(face_event(1)).event_id or ""
+    inbox.complete(event_id, [report(1, 0)], forward=True)
+    assert inbox.forward_backlog() == 1
+    [item] = inbox.claim_forwards(limit=5, lease_seconds=30)
+    assert item.event_id == event_id and item.attempts == 0
+    assert item.payload["id"] == event_id and item.payload["status"] == "done"
+    assert item.payload["reports"] == [report(1, 0)]
+    assert inbox.claim_forwards() == []  # leased
+    inbox.forward_failed(item.item_id, "HTTP 503", base_s=5)
+    clock.now += 4
+    assert inbox.claim_forwards() == []
+    clock.now += 1
+    [again] = inbox.claim_forwards()
+    assert again.attempts == 1
+    inbox.forward_sent(again.item_id)
+    assert inbox.forward_backlog() == 0
+    manual = inbox.enqueue_forward(event_id, {"custom": True})
+    inbox.forward_failed(manual, "gone", max_attempts=1)
+    assert inbox.forward_backlog() == 0 and inbox.claim_forwards() == []
+
+
+def test_metadata_and_reports_are_stored_as_json(tmp_path: Path, clock: FakeClock) -> None:
+    box = Inbox(tmp_path, clock=clock)
+    event_id = box.put(face_event(1)).event_id
+    box.close()
+    row = (
+        sqlite3.connect(tmp_path / "faceq.db")
+        .execute("SELECT metadata_json FROM push_events WHERE id = ?", (event_id,))
+        .fetchone()
+    )
+    assert json.loads(row[0]) == {"n": 1, "name": "门禁"}
