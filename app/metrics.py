@@ -64,12 +64,12 @@ class Metrics:
             registry=r,
         )
         self.images = Counter(
-            "faceq_images", "Images run through the pipeline, by entry point.", ("source",),
+            "faceq_images",
+            "Images run through the pipeline, by entry point.",
+            ("source",),
             registry=r,
         )
-        self.faces = Counter(
-            "faceq_faces", "Detected faces by verdict.", ("verdict",), registry=r
-        )
+        self.faces = Counter("faceq_faces", "Detected faces by verdict.", ("verdict",), registry=r)
         self.rejections = Counter(
             "faceq_face_rejections",
             "Rejected faces by failed gate; a face failing several gates counts under each.",
@@ -85,7 +85,9 @@ class Metrics:
             "faceq_inbox_backlog", "Camera events waiting for or in processing.", registry=r
         )
         self.model_ready = Gauge(
-            "faceq_model_ready", "1 when the model is loaded and warmed up.", ("model",),
+            "faceq_model_ready",
+            "1 when the model is loaded and warmed up.",
+            ("model",),
             registry=r,
         )
         for stage in STAGES:

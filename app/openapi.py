@@ -97,7 +97,12 @@ def _schemas() -> dict[str, Any]:
         },
     }
     face_required = [
-        "face_id", "face_confidence", "face_coordinate", "facie5points", "face_blur", "face_pose"
+        "face_id",
+        "face_confidence",
+        "face_coordinate",
+        "facie5points",
+        "face_blur",
+        "face_pose",
     ]
     rejected_props = dict(face_props)
     rejected_props["reasons"] = {
@@ -179,9 +184,15 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "properties": report_props,
             "required": [
-                "image_id", "face_total", "face_efficient_total_resp",
-                "face_confidence_neglect_total_resp", "face_blur_neglect_total_resp",
-                "face_hopenet_neglect_total_resp", "resp", "pose_estimator", "timing_ms",
+                "image_id",
+                "face_total",
+                "face_efficient_total_resp",
+                "face_confidence_neglect_total_resp",
+                "face_blur_neglect_total_resp",
+                "face_hopenet_neglect_total_resp",
+                "resp",
+                "pose_estimator",
+                "timing_ms",
             ],
         },
         "UploadsEntry": {

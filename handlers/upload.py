@@ -103,7 +103,8 @@ class UploadHandler(BaseHandler):
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_large = False
-        self.options = self._options()
+        # Not ``self.options``: that name is RequestHandler's HTTP OPTIONS method.
+        self.report_options = self._options()
         self.policy = self._policy()
 
     def data_received(self, chunk: bytes) -> None:
@@ -147,9 +148,14 @@ class UploadHandler(BaseHandler):
             )
         args: dict[str, list[bytes]] = {}
         files: dict[str, list[tornado.httputil.HTTPFile]] = {}
-        tornado.httputil.parse_body_arguments(
-            content_type, b"".join(self._chunks), args, files, self.request.headers
-        )
+        try:
+            tornado.httputil.parse_body_arguments(
+                content_type, b"".join(self._chunks), args, files, self.request.headers
+            )
+        except tornado.httputil.HTTPInputError:
+            raise ApiError(
+                400, "bad_multipart", "the multipart/form-data body is malformed"
+            ) from None
         found = [(f.filename or "image", f.body) for f in files.get("image", [])]
         # A client that sends the bytes as a plain field (no filename) still means an image.
         found += [("image", body) for body in args.get("image", [])]
@@ -175,7 +181,7 @@ class UploadHandler(BaseHandler):
         try:
             if self.many:
                 ids, body = await self.services.executor.submit(
-                    assess_many, pipeline, files, self.policy, self.options, max_image, metrics
+                    assess_many, pipeline, files, self.policy, self.report_options, max_image, metrics
                 )
                 self.image_id = ",".join(ids) or None
             else:
@@ -183,7 +189,7 @@ class UploadHandler(BaseHandler):
                 if len(data) > max_image:
                     raise ApiError(413, "image_too_large", f"the file exceeds {max_image} bytes")
                 self.image_id, body = await self.services.executor.submit(
-                    assess_one, pipeline, data, self.policy, self.options, metrics
+                    assess_one, pipeline, data, self.policy, self.report_options, metrics
                 )
         except Overloaded:
             raise ApiError(

@@ -1,8 +1,10 @@
 """``Pipeline.assess``: the one place where an image becomes a verdict.
 
 decode -> detect (MTCNN) -> align (ArcFace 112x112) -> blur (Laplacian variance of the aligned
-crop) -> pose (batched over all faces) -> verdict with every failing reason. Every measure is
-taken for every detected face, so a rejected face reports all the gates it failed.
+crop) -> pose (batched over the faces that passed the confidence and size gates) -> verdict with
+every failing reason. Alignment and blur are cheap and taken for every detection; the pose
+network, the expensive stage, runs only on faces that are confidently faces (as the original
+did): a low-confidence detection reports ``pose = None`` and is not judged on pose.
 """
 
 from __future__ import annotations
@@ -84,8 +86,13 @@ class Policy:
             changes[f.name] = int(value) if f.name == "min_face_px" else value
         return replace(self, **changes) if changes else self
 
-    def reasons(self, face: Face, blur: float, pose: HeadPose) -> tuple[str, ...]:
-        """Every gate this face fails, in ``REASONS`` order."""
+    def needs_pose(self, face: Face) -> bool:
+        """Whether the face passes the gates that come before pose (size and confidence)."""
+        too_small = bool(self.min_face_px) and min(face.box[2], face.box[3]) < self.min_face_px
+        return not too_small and face.confidence >= self.face_threshold
+
+    def reasons(self, face: Face, blur: float, pose: HeadPose | None) -> tuple[str, ...]:
+        """Every gate this face fails, in ``REASONS`` order (pose gates only when measured)."""
         out = []
         if self.min_face_px and min(face.box[2], face.box[3]) < self.min_face_px:
             out.append("too_small")
@@ -93,6 +100,8 @@ class Policy:
             out.append("low_confidence")
         if blur < self.blur_threshold:
             out.append("blurry")
+        if pose is None:
+            return tuple(out)
         if abs(pose.yaw) > self.max_yaw:
             out.append("pose_yaw")
         if abs(pose.pitch) > self.max_pitch:
@@ -110,7 +119,7 @@ class FaceResult:
     face: Face
     aligned: np.ndarray  # (112, 112, 3) uint8 RGB
     blur: float
-    pose: HeadPose
+    pose: HeadPose | None  # None: not measured (the face failed the confidence/size gates)
     reasons: tuple[str, ...]
 
     @property
@@ -184,7 +193,11 @@ class Pipeline:
         timing["blur"] = _ms(t)
 
         t = time.perf_counter()
-        poses = self.pose.estimate(image, [f.box for f in faces]) if faces else []
+        wanted = [i for i, f in enumerate(faces) if policy.needs_pose(f)]
+        measured = self.pose.estimate(image, [faces[i].box for i in wanted]) if wanted else []
+        poses: list[HeadPose | None] = [None] * len(faces)
+        for i, pose in zip(wanted, measured, strict=True):
+            poses[i] = pose
         timing["pose"] = _ms(t)
 
         results = tuple(

@@ -58,7 +58,9 @@ def face_entry(result: FaceResult, image: np.ndarray, images: str) -> dict[str, 
         "face_coordinate": box,
         "facie5points": result.face.landmark_dict(),
         "face_blur": round(result.blur, 4),
-        "face_pose": {
+        "face_pose": None
+        if result.pose is None
+        else {
             "pitch": round(result.pose.pitch, 3),
             "yaw": round(result.pose.yaw, 3),
             "roll": round(result.pose.roll, 3),

@@ -74,6 +74,7 @@ _B0_STAGES = (
     (3, 1, 6, 192, 320, 1),
 )
 _SE_RATIO = 0.25
+_HEADS = (("yaw_new", YAW_BINS), ("pitch_new", PR_BINS), ("roll_new", PR_BINS))  # h5 layer names
 
 _INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
@@ -247,8 +248,8 @@ class WHENetNetwork(nn.Module):
         self.stem = _ConvBN(3, 32, 3, 2)
         blocks = []
         for kernel, stride, expand, cin, cout, repeats in _B0_STAGES:
-            for r in range(repeats):
-                blocks.append(_MBConv(cin if r == 0 else cout, cout, kernel, stride if r == 0 else 1, expand))
+            blocks.append(_MBConv(cin, cout, kernel, stride, expand))
+            blocks.extend(_MBConv(cout, cout, kernel, 1, expand) for _ in range(repeats - 1))
         self.blocks = nn.Sequential(*blocks)
         self.top = _ConvBN(320, 1280, 1)
         self.heads = nn.Linear(1280, YAW_BINS + 2 * PR_BINS)  # yaw | pitch | roll
@@ -360,7 +361,7 @@ def load_whenet_network(path: str | Path) -> WHENetNetwork:
                 _load_conv_bn(layers, block.project)
             _load_conv_bn(layers, net.top)
             heads_w, heads_b = [], []
-            for name, bins in (("yaw_new", YAW_BINS), ("pitch_new", PR_BINS), ("roll_new", PR_BINS)):
+            for name, bins in _HEADS:
                 w = layers.take(name, {"kernel": (1280, bins), "bias": (bins,)})
                 heads_w.append(w["kernel"].T)
                 heads_b.append(w["bias"])
@@ -447,8 +448,9 @@ class WHENetEstimator:
         """
         if len(crops) == 0:
             return []
+        step = self.max_batch
         logits = np.concatenate(
-            [self._logits(crops[i : i + self.max_batch]) for i in range(0, len(crops), self.max_batch)]
+            [self._logits(crops[i : i + step]) for i in range(0, len(crops), step)]
         )
         yaw = binned_expectation(logits[:, :YAW_BINS], YAW_BIN_WIDTH, YAW_OFFSET)
         pitch = binned_expectation(

@@ -25,9 +25,7 @@ def access_records(caplog, handler: str, count: int = 1) -> list[logging.LogReco
     # The server logs after it has sent the answer, on its own thread: wait briefly for it.
     deadline = time.monotonic() + 5
     while True:
-        found = [
-            r for r in caplog.records if r.name == "faceq.access" and r.handler == handler
-        ]
+        found = [r for r in caplog.records if r.name == "faceq.access" and r.handler == handler]
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.02)

@@ -443,3 +443,19 @@ KNOWN_COUNT_DIFFERENCES: dict[str, tuple[int, int]] = {
     "insightface/t1.jpg": (7, 6),  # the framed picture on the wall is a face too
     "mtcnn_ipazc/ivan.jpg": (2, 1),
 }
+
+
+def test_low_confidence_faces_are_not_judged_on_pose(server, data_dir):
+    selfie = (data_dir / "faces/mtcnn_demo/famous-selfie.jpg").read_bytes()
+    report = upload(server, selfie, query="?images=none&mark=0").json()
+    low = [f for f in report["rejected"] if "low_confidence" in f["reasons"]]
+    sure = report["resp"] + [f for f in report["rejected"] if "low_confidence" not in f["reasons"]]
+    assert len(low) == report["face_confidence_neglect_total_resp"] > 0
+    assert all(f["face_pose"] is None for f in low)
+    assert not any(r.startswith("pose_") for f in low for r in f["reasons"])
+    assert all(f["face_pose"] is not None for f in sure)
+    assert all(f["face_confidence"] >= 0.995 for f in sure)
+    # Lowering the gate per request measures pose for those faces too.
+    lowered = upload(server, selfie, query="?images=none&mark=0&face_threshold=0").json()
+    assert all(f["face_pose"] is not None for f in lowered["resp"] + lowered["rejected"])
+    assert lowered["face_total"] == report["face_total"]

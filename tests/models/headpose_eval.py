@@ -81,9 +81,10 @@ def find_face_box(rgb: np.ndarray) -> Box | None:
 def mean_absolute_errors(
     predicted: Sequence[HeadPose], truth: Sequence[HeadPose]
 ) -> dict[str, float]:
-    """Return the MAE in degrees per angle and their mean (``yaw``, ``pitch``, ``roll``, ``mean``)."""
+    """Return the MAE in degrees of ``yaw``, ``pitch``, ``roll`` and their ``mean``."""
+    pairs = list(zip(predicted, truth, strict=True))
     err = {
-        a: float(np.mean([abs(getattr(p, a) - getattr(t, a)) for p, t in zip(predicted, truth, strict=True)]))
+        a: float(np.mean([abs(getattr(p, a) - getattr(t, a)) for p, t in pairs]))
         for a in ("yaw", "pitch", "roll")
     }
     err["mean"] = (err["yaw"] + err["pitch"] + err["roll"]) / 3.0
