@@ -4,6 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 TESTDEPS:= $(VENV)/.test-installed
+NODEDEPS:= node_modules/.installed
 PIP     := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .PHONY: run test install lint bench clean
@@ -25,12 +26,19 @@ $(TESTDEPS): $(RUNTIME)
 	$(PIP) install -e '.[test]'
 	touch $@
 
+# newman (Postman's CLI) for tests/test_postman.py, pinned by package-lock.json and installed
+# into the project. Without npm on the machine that one test skips and says why.
+$(NODEDEPS): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund && touch $@; \
+	else echo "npm not found: tests/test_postman.py will be skipped"; fi
+
 install: $(RUNTIME)
 
 run: $(RUNTIME)
 	$(BIN)/python -m app serve
 
-test: $(TESTDEPS)
+test: $(TESTDEPS) $(NODEDEPS)
 	$(BIN)/python -m pytest
 
 lint: $(TESTDEPS)
@@ -38,4 +46,4 @@ lint: $(TESTDEPS)
 	$(BIN)/ruff format --check app handlers models tests bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache node_modules

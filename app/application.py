@@ -12,7 +12,7 @@ import tornado.web
 from app.metrics import Metrics
 from app.services import Services
 from handlers import metrics as metrics_handlers
-from handlers import openapi, probes, upload
+from handlers import events, openapi, probes, push, upload
 from handlers.base import NotFoundHandler
 
 access_log = logging.getLogger("faceq.access")
@@ -40,7 +40,9 @@ def log_request(handler: tornado.web.RequestHandler, metrics: Metrics | None = N
     seconds = handler.request.request_time()
     method = handler.request.method or "-"
     if metrics is not None:
-        metrics.observe_request(method, name, status, seconds)
+        # Clients choose the method string; keep the label set bounded.
+        known = method if method in handler.SUPPORTED_METHODS else "other"
+        metrics.observe_request(known, name, status, seconds)
     if name in _PROBES:
         level = logging.DEBUG  # probes every few seconds would drown the log
     elif status >= 500 and status != 503:
@@ -67,7 +69,7 @@ def log_request(handler: tornado.web.RequestHandler, metrics: Metrics | None = N
 
 def handler_modules() -> list[Any]:
     """Every module whose ``routes`` the application serves, in matching order."""
-    return [probes, upload, metrics_handlers, openapi]
+    return [probes, upload, metrics_handlers, openapi, push, events]
 
 
 def make_app(services: Services, extra_modules: list[Any] | None = None) -> tornado.web.Application:

@@ -37,6 +37,7 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+_CAMERA_OFF = _json({"$ref": "#/components/schemas/Error"}, "Camera intake is not enabled.")
 _AUTH_ERRORS = {
     "401": _error("No token in the Authorization header (code `missing_token`)."),
     "403": _error("The token is not valid (code `invalid_token`)."),
@@ -80,9 +81,10 @@ def _schemas() -> dict[str, Any]:
             "description": "Variance of the Laplacian of the grey aligned crop.",
         },
         "face_pose": {
-            "type": "object",
+            "type": ["object", "null"],
             "description": "Degrees; yaw > 0 turned toward the image's right, pitch > 0 up, "
-            "roll > 0 clockwise as seen.",
+            "roll > 0 clockwise as seen. null: not measured (the face failed the confidence "
+            "or size gate, so pose was not estimated).",
             "properties": {k: {"type": "number"} for k in ("pitch", "yaw", "roll")},
             "required": ["pitch", "yaw", "roll"],
         },
@@ -260,7 +262,11 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "events": {"type": "array", "items": _ref("EventSummary")},
-                "next_cursor": {"type": ["string", "null"]},
+                "next": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `since` for the next page; null on the last.",
+                },
+                "next_cursor": {"type": ["string", "null"], "description": "Same as `next`."},
             },
             "required": ["events", "next_cursor"],
         },
@@ -385,9 +391,10 @@ def _push_operation(summary: str, description: str, body: dict[str, Any]) -> dic
                     "text/plain": {"schema": {"type": "string"}},
                 },
             },
+            "400": _error("Content-Length is not a number."),
             "403": _error("The path token is not valid, or the client is not in push_allow."),
             "413": _error("The body exceeds push_max_body_mb."),
-            "503": _error("The inbox cannot store the event now; the device should retry."),
+            "503": _error("The inbox cannot store the event now, or camera intake is off."),
         },
     }
 
@@ -489,7 +496,7 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                 },
             }
         },
-        "/push/{token}": _path_post(
+        "/push/{token}": _push_path(
             _push_operation(
                 "Receive a camera event in any supported format",
                 "The format (eventinfo, Hikvision ISAPI, Sophon HistoryEvent) is sniffed from "
@@ -501,7 +508,7 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                 },
             )
         ),
-        "/push/{token}/eventinfo": _path_post(
+        "/push/{token}/eventinfo": _push_path(
             _push_operation(
                 "Receive an `eventinfo` camera's face-detection POST",
                 "Part `eventinfo` is a urlencoded query string (usn, productid, isotime, ...); "
@@ -521,7 +528,7 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                 },
             )
         ),
-        "/push/{token}/hikvision": _path_post(
+        "/push/{token}/hikvision": _push_path(
             _push_operation(
                 "Receive a Hikvision ISAPI listening-mode event",
                 "Multipart `alarmResult` / `faceCapture` / `AccessControllerEvent` JSON parts "
@@ -534,7 +541,7 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                 },
             )
         ),
-        "/push/{token}/sophon": _path_post(
+        "/push/{token}/sophon": _push_path(
             _push_operation(
                 "Receive a Sophon SE box HistoryEvent POST",
                 "One event object or a JSON array of them (base64 images, possibly empty). "
@@ -559,10 +566,16 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                     },
                     {
+                        "name": "since",
+                        "in": "query",
+                        "description": "`next` of the previous page.",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                    },
+                    {
                         "name": "cursor",
                         "in": "query",
-                        "description": "`next_cursor` of the previous page.",
-                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                        "description": "Same as `since`.",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
                     },
                     {
                         "name": "source",
@@ -579,6 +592,7 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                     "200": _json(_ref("EventPage"), "A page of events."),
                     "400": _error("Malformed cursor or unknown filter value."),
                     **_AUTH_ERRORS,
+                    "503": _CAMERA_OFF,
                 },
             }
         },
@@ -592,6 +606,7 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                     "200": _json(_ref("Event"), "The event."),
                     **_AUTH_ERRORS,
                     "404": _error("No such event."),
+                    "503": _CAMERA_OFF,
                 },
             }
         },
@@ -611,14 +626,19 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                     },
                     **_AUTH_ERRORS,
                     "404": _error("No such event or face."),
+                    "503": _CAMERA_OFF,
                 },
             }
         },
     }
 
 
-def _path_post(operation: dict[str, Any]) -> dict[str, Any]:
-    return {"post": operation}
+def _push_path(post: dict[str, Any]) -> dict[str, Any]:
+    """A receiver answers POST (stores) and GET (a device testing the URL; stores nothing)."""
+    get = {k: v for k, v in post.items() if k not in ("requestBody", "description")}
+    get["summary"] = "Answer a device that tests the URL (stores nothing)"
+    get["responses"] = {k: v for k, v in post["responses"].items() if k in ("200", "403", "503")}
+    return {"post": post, "get": get}
 
 
 def _path_param(name: str, description: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import tornado.httpserver
 
 from app.application import make_app
 from app.auth import resolve_tokens
+from app.camera import install as install_camera
 from app.executor import ModelExecutor
 from app.metrics import Metrics
 from app.models_state import ModelState, default_policy
@@ -37,6 +38,7 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
     services.metrics.track_queue_depth(lambda: services.executor.in_flight)
     for model in ("detector", "pose"):  # loaded and warmed together by ModelState.load
         services.metrics.track_model_ready(model, lambda: services.models.ready)
+    install_camera(services)  # inbox, workers, SE subscriber, forwarder: hooks in extras
     return services, generated
 
 

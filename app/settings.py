@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,9 +165,12 @@ def _as_allow(value: Any) -> Mapping[str, tuple[str, ...]]:
 
     value = _as_json_or_yaml(value) or {}
     if not isinstance(value, Mapping):
-        raise ValueError("expected a mapping of token name to a list of CIDRs")
+        raise ValueError("expected a mapping of token fingerprint to a list of CIDRs")
     out: dict[str, tuple[str, ...]] = {}
     for key, cidrs in value.items():
+        # Keyed by sha256(token) hex prefix, never the token: this lives in a ConfigMap.
+        if not re.fullmatch(r"[0-9a-fA-F]{8,64}", str(key)):
+            raise ValueError("keys must be 8-64 hex digits of sha256(token), not the token")
         items = [cidrs] if isinstance(cidrs, str) else list(cidrs or [])
         for cidr in items:
             ipaddress.ip_network(str(cidr), strict=False)
@@ -259,7 +263,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("roll_threshold", ("pose", "roll_threshold"), _as_float, _range(0, 180), "degrees"),
     FieldSpec("inbox_workers", ("push", "inbox_workers"), _as_int, _range(0, 64), "0 = store only"),
     FieldSpec("push_max_body_mb", ("push", "max_body_mb"), _as_float, _range(0.01, 1024), "cap"),
-    FieldSpec("push_allow", ("push", "allow"), _as_allow, None, "token -> CIDR allow-list"),
+    FieldSpec("push_allow", ("push", "allow"), _as_allow, None, "sha256(token)[:12] -> CIDRs"),
     FieldSpec("sophon_ws", ("push", "sophon_ws"), _as_ws_targets, None, "SE boxes to subscribe"),
     FieldSpec("forward_url", ("push", "forward_url"), _as_opt_str, None, "POST finished events"),
     FieldSpec("forward_accepted_only", ("push", "forward_accepted_only"), _as_bool, None, ""),

@@ -166,7 +166,7 @@ def detect_parity(
         "images": len(images),
         **totals,
         "match_rate": round(rate, 4),
-        "holds": rate >= MIN_MATCH_RATE and totals["extra"] == 0,
+        "holds": bool(images) and rate >= MIN_MATCH_RATE and totals["extra"] == 0,
         "package_ms_median": round(statistics.median(package_ms), 1) if images else None,
         "ours_ms_median": round(statistics.median(ours_ms), 1) if images else None,
         "speedup_median": round(statistics.median(speedups), 2) if images else None,

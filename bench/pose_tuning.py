@@ -4,7 +4,8 @@ Detects the face boxes once (``tests/models/headpose_eval.find_face_box``), then
 variant, scores the MAE against the labels and the mirror consistency on the face photos, and
 prints a Markdown table (the one recorded in ``bench/pose_tuning.md``).
 
-Usage: ``.venv/bin/python bench/pose_tuning.py [--data ../shared/data]``
+Usage: ``.venv/bin/python bench/pose_tuning.py [--data ../shared/data]``;
+``--timing`` instead times ``estimate()`` per image with 1 and 20 faces at several ``max_batch``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -54,12 +58,50 @@ def variants() -> list[tuple[str, CropSettings]]:
     return out
 
 
+def timing(data_dir: Path, rounds: int = 15) -> None:
+    """Print the per-image ``estimate()`` time (median and best, ms) for 1 and 20 faces."""
+    bgr = cv2.imread(str(data_dir / "faces" / "facenet_pytorch" / "multiface.jpg"))
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    height, width = rgb.shape[:2]
+    # 20 boxes of 120 px on a grid: the crop and network cost do not depend on the content.
+    grid = [
+        (float(x), float(y), 120.0, 120.0)
+        for x in range(0, width - 120, 200)
+        for y in range(0, height - 120, 100)
+    ]
+    assert len(grid) >= 20, len(grid)
+    est = WHENetEstimator()
+    est.warm_up()
+    cases = [(1, 64), (20, 64), (20, 8), (20, 4)]
+    times: dict[tuple[int, int], list[float]] = {case: [] for case in cases}
+    for _ in range(rounds):  # interleaved, so that load from other processes hits all cases
+        for faces, max_batch in cases:
+            est.max_batch = max_batch
+            start = time.perf_counter()
+            est.estimate(rgb, grid[:faces])
+            times[(faces, max_batch)].append((time.perf_counter() - start) * 1000.0)
+    lines = [
+        "| faces | max_batch | median ms | best ms | best ms per face |",
+        "|---|---|---|---|---|",
+    ]
+    for (faces, max_batch), ts in times.items():
+        best = min(ts)
+        lines.append(
+            f"| {faces} | {max_batch} | {np.median(ts):.0f} | {best:.0f} | {best / faces:.1f} |"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def main() -> None:
     """Run the sweep and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared_data_dir(), help="shared data folder")
+    parser.add_argument("--timing", action="store_true", help="time estimate() instead")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.timing:
+        timing(args.data)
+        return
 
     images = load_headpose_set(args.data)
     start = time.perf_counter()

@@ -87,28 +87,38 @@ class UploadHandler(BaseHandler):
     image_id: str | None = None  # set once assessed; the request log line carries it
 
     def prepare(self) -> None:
-        super().prepare()  # the token is checked before a byte of the body is read
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        self._refusal: ApiError | None = None
         limit = self.services.settings.max_body_bytes
         declared = self.request.headers.get("Content-Length")
+        size: int | None = None
         if declared is not None:
             try:
                 size = int(declared)
             except ValueError:
                 raise ApiError(400, "bad_request", "Content-Length is not a number") from None
-            if size > limit:
-                # Let Tornado accept the declared length so that our JSON 413 is the only answer;
-                # finishing now closes the connection without reading the body.
+        try:
+            super().prepare()  # the token is checked before a byte of the body is kept
+            if size is not None and size > limit:
+                # Let Tornado accept the declared length so that our JSON 413 is the only
+                # answer; finishing now closes the connection without reading the body.
                 self.request.connection.set_max_body_size(size)
                 raise ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._too_large = False
-        # Not ``self.options``: that name is RequestHandler's HTTP OPTIONS method.
-        self.report_options = self._options()
-        self.policy = self._policy()
+            # Not ``self.options``: that name is RequestHandler's HTTP OPTIONS method.
+            self.report_options = self._options()
+            self.policy = self._policy()
+        except ApiError as exc:
+            if size is None or size > limit:
+                raise  # answer now: the connection closes without reading the body
+            # A refusal sent while the client is still sending the body is followed by the
+            # connection's close, and clients (node, Postman) then see a reset instead of
+            # our answer. The declared body is bounded: swallow it, then answer.
+            self._refusal = exc
 
     def data_received(self, chunk: bytes) -> None:
-        if self._too_large:
+        if self._too_large or self._refusal is not None:
             return
         self._size += len(chunk)
         limit = self.services.settings.max_body_bytes
@@ -172,6 +182,8 @@ class UploadHandler(BaseHandler):
         return pipeline
 
     async def post(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
         if self._finished:  # answered 413 while the body streamed in
             return
         files = self._files()
@@ -181,7 +193,13 @@ class UploadHandler(BaseHandler):
         try:
             if self.many:
                 ids, body = await self.services.executor.submit(
-                    assess_many, pipeline, files, self.policy, self.report_options, max_image, metrics
+                    assess_many,
+                    pipeline,
+                    files,
+                    self.policy,
+                    self.report_options,
+                    max_image,
+                    metrics,
                 )
                 self.image_id = ",".join(ids) or None
             else:

@@ -3,11 +3,13 @@
 ``MTCNNDetector`` finds what ``mtcnn.MTCNN().detect_faces`` (mtcnn 1.0.0) finds, in the same
 order and with the same confidences, but many times faster: the package calls its Keras models
 eagerly (heavy per-call overhead) and builds N x N matrices for non-maximum suppression. Here
-each network runs inside one ``tf.function`` traced once (pyramid resize and patch extraction
-included, with the package's exact ops: AREA resize of the [-1, 1] image, bilinear
-``crop_and_resize``), RNet and ONet see all candidates in one batch each, and the box decoding
-and suppression are vectorised numpy that reproduces the package's float64 arithmetic and its
-non-greedy suppression rule (see ``suppress``).
+each network runs inside one ``tf.function`` traced once, with the package's exact ops inside
+(AREA resize of the [-1, 1] image to every pyramid level, bilinear ``crop_and_resize``): one
+call runs PNet over the whole pyramid, one call RNet and one ONet over all their candidates (in
+cache-sized chunks). Box decoding and suppression are vectorised numpy that reproduces the
+package's arithmetic (float64, and float32 where the package lets TensorFlow compute) and its
+non-greedy suppression rule (see ``suppress``). On the shared test images the outputs are
+bit-identical to the package's.
 
 One deliberate difference: mtcnn 1.0.0 sizes its scale pyramid without the base scale
 ``12 / min_face_size``, so for ``min_face_size`` >= 30 (and for some images from about 25) its
@@ -29,6 +31,7 @@ compiled functions are traced there; calling them concurrently is safe).
 from __future__ import annotations
 
 import importlib.resources
+import itertools
 import logging
 import time
 
@@ -63,6 +66,7 @@ _NMS_ONET = 0.7
 # first layers' activations to stay in cache (2-3x faster than one big batch on CPU), large
 # enough that no chunk has a single row (a batch of one takes another, not bit-identical path).
 _CHUNK = 64
+_PAIRS_PER_BLOCK = 1 << 20  # suppress(): candidate pairs examined at once
 _PARALLEL = 8  # while_loop iterations (pyramid levels, chunks) that may run concurrently
 
 _UINT8_IMAGE_SPEC = tf.TensorSpec([None, None, 3], tf.uint8)
@@ -130,36 +134,39 @@ def suppress(boxes: np.ndarray, threshold: float, method: str = "union") -> np.n
     Returns:
         (K,) int64 indices into ``boxes``, ascending (so still in rank order).
     """
+    if method not in ("union", "min"):
+        raise ValueError(f"method must be 'union' or 'min', not {method!r}")
     n = boxes.shape[0]
     if n < 2:
         return np.arange(n)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     area = (x2 - x1) * (y2 - y1)
     order = np.argsort(x1, kind="stable")
-    x1_sorted = x1[order]
     # Partners of sorted box p: the boxes after it whose x1 lies before its x2.
-    end = np.searchsorted(x1_sorted, x2[order], side="left")
+    end = np.searchsorted(x1[order], x2[order], side="left")
     counts = np.maximum(end - np.arange(n) - 1, 0)
-    total = int(counts.sum())
-    if total == 0:
-        return np.arange(n)
-    first = np.repeat(np.arange(n), counts)
-    starts = np.cumsum(counts) - counts
-    second = first + 1 + (np.arange(total) - np.repeat(starts, counts))
-    i, j = order[first], order[second]
-    inter_x = np.maximum(0, np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j]))
-    inter_y = np.maximum(0, np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j]))
-    inter = inter_x * inter_y
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if method == "union":
-            overlap = inter / (area[i] + area[j] - inter)
-        elif method == "min":
-            overlap = inter / np.minimum(area[i], area[j])
-        else:
-            raise ValueError(f"method must be 'union' or 'min', not {method!r}")
-        failed = overlap > threshold
+    ends = np.cumsum(counts)
     dropped = np.zeros(n, dtype=bool)
-    dropped[np.maximum(i[failed], j[failed])] = True
+    # Pairs are made a block of sorted boxes at a time, to bound memory on crowded images.
+    cuts = np.searchsorted(ends, np.arange(_PAIRS_PER_BLOCK, int(ends[-1]), _PAIRS_PER_BLOCK))
+    for lo, hi in itertools.pairwise([0, *np.unique(cuts).tolist(), n]):
+        block = counts[lo:hi]
+        total = int(block.sum())
+        if total == 0:
+            continue
+        first = np.repeat(np.arange(lo, hi), block)
+        offsets = np.arange(total) - np.repeat(np.cumsum(block) - block, block)
+        i, j = order[first], order[first + 1 + offsets]
+        inter_x = np.maximum(0, np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j]))
+        inter_y = np.maximum(0, np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j]))
+        inter = inter_x * inter_y
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if method == "union":
+                overlap = inter / (area[i] + area[j] - inter)
+            else:
+                overlap = inter / np.minimum(area[i], area[j])
+            failed = overlap > threshold
+        dropped[np.maximum(i[failed], j[failed])] = True
     return np.flatnonzero(~dropped)
 
 
@@ -271,7 +278,8 @@ class MTCNNDetector:
             raise ValueError(
                 f"thresholds must be three scores in [0, 1] (PNet, RNet, ONet), got {thresholds}"
             )
-        self.thresholds: tuple[float, float, float] = tuple(float(t) for t in thresholds)
+        pnet, rnet, onet = (float(t) for t in thresholds)
+        self.thresholds = (pnet, rnet, onet)
 
         started = time.perf_counter()
         weights = importlib.resources.files("mtcnn.assets.weights")

@@ -40,7 +40,7 @@ import importlib.util
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +152,12 @@ def crop_faces(image: np.ndarray, boxes: Sequence[Box], crop: CropSettings) -> n
         are black.
 
     Raises:
-        ValueError: the image is not (H, W, 3) or a box has a non-finite value.
+        ValueError: the image is not (H, W, 3) uint8 or a box has a non-finite value.
     """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(
+            f"expected an (H, W, 3) uint8 RGB image, got shape {image.shape} {image.dtype}"
+        )
     height, width = image.shape[:2]
     out = np.zeros((len(boxes), INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
     flag = _INTERPOLATIONS[crop.interpolation]
@@ -387,7 +389,9 @@ class WHENetEstimator:
         interpolation: resize filter (``nearest``, ``linear``, ``area``, ``cubic``, ``lanczos``).
         max_batch: faces per forward pass at most; an image with more faces takes several.
 
-    Defaults are ``DEFAULT_CROP``, tuned on MTCNN boxes (``bench/pose_tuning.md``).
+    The crop defaults are ``DEFAULT_CROP``, tuned on MTCNN boxes (``bench/pose_tuning.md``);
+    the ``crop`` attribute (a ``CropSettings``) may be replaced after construction.
+    ``estimate`` may be called from several threads (the network is read-only).
 
     Raises:
         FileNotFoundError: the weights file (or the package holding it) is missing.
@@ -422,7 +426,7 @@ class WHENetEstimator:
         )
 
     def estimate(self, image: np.ndarray, boxes: Sequence[Box]) -> list[HeadPose]:
-        """Return one pose per box, all boxes of the image in one forward pass.
+        """Return one pose per box: all boxes of the image go through the network as one batch.
 
         Args:
             image: (H, W, 3) uint8 RGB image.
@@ -477,4 +481,4 @@ class WHENetEstimator:
 
     def describe(self) -> dict[str, Any]:
         """Return the estimator's name, weights path and crop settings (for logs and /readyz)."""
-        return {"name": self.name, "weights": str(self.weights_path), "crop": vars(self.crop)}
+        return {"name": self.name, "weights": str(self.weights_path), "crop": asdict(self.crop)}

@@ -387,6 +387,30 @@ class Inbox:
                 values.update(status="failed", finished_at=now)
             conn.execute(sa.update(table).where(table.c.id == event_id).values(**values))
 
+    def expire_leases(self, owner_prefix: str) -> int:
+        """End the leases held by workers whose id starts with ``owner_prefix``; return how many.
+
+        A restarted process calls this with its host's prefix: the workers that held those
+        leases died with the old process, so their events are re-claimable at once (as an
+        expired lease, so that ``max_attempts`` still stops a crash loop).
+        """
+        if not owner_prefix:
+            raise ValueError("owner_prefix must not be empty")
+        table = store.events
+        escaped = owner_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._lock, self._engine.begin() as conn:
+            now = self._clock()
+            result = conn.execute(
+                sa.update(table)
+                .where(
+                    table.c.status == "processing",
+                    table.c.lease_owner.like(escaped + "%", escape="\\"),
+                    table.c.lease_expires > now,
+                )
+                .values(lease_expires=now)
+            )
+        return int(result.rowcount or 0)
+
     def backlog(self) -> int:
         """Return how many events wait for or are in processing."""
         table = store.events
@@ -667,6 +691,29 @@ class Inbox:
                 delay = min(cap_s, base_s * 2 ** (attempts - 1))
                 values["next_attempt_at"] = self._clock() + delay
             conn.execute(sa.update(table).where(table.c.seq == item_id).values(**values))
+
+    def forward_status(self, event_id: str) -> dict[str, Any] | None:
+        """Return the latest forward item of an event (status, attempts, times), or None."""
+        if not _EVENT_ID_RE.match(event_id):
+            return None
+        table = store.forwards
+        query = (
+            sa.select(table)
+            .where(table.c.event_id == event_id)
+            .order_by(table.c.seq.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return {
+            "status": row.status,
+            "attempts": int(row.attempts),
+            "last_error": row.last_error,
+            "next_attempt_at": _iso(row.next_attempt_at) if row.status == "pending" else None,
+            "sent_at": _iso(row.sent_at),
+        }
 
     def forward_backlog(self) -> int:
         """Return how many forward items are still to be delivered."""

@@ -73,7 +73,15 @@ def test_errors_are_counted_by_handler_class_and_status(server):
     before = scrape(server.url)
     assert requests.get(f"{server.url}/no/such/thing", timeout=10).status_code == 404
     assert requests.post(f"{server.url}/upload", timeout=10).status_code == 401
+    for i in range(3):  # a client-chosen method never becomes a label value of its own
+        assert requests.request(f"BREW{i}", f"{server.url}/livez", timeout=10).status_code == 405
     after = scrape(server.url)
+    key_other = (
+        "faceq_http_request_duration_seconds_count",
+        (("handler", "LivezHandler"), ("method", "other"), ("status", "405")),
+    )
+    assert after[key_other] - before.get(key_other, 0) == 3
+    assert not any("BREW" in str(k) for k in after)
     key_404 = (
         "faceq_http_request_duration_seconds_count",
         (("handler", "NotFoundHandler"), ("method", "GET"), ("status", "404")),

@@ -1,0 +1,420 @@
+"""Camera and AI-box intake wired into the running service.
+
+``install(services)`` creates one ``CameraService`` per application and registers it in
+``services.extras``: ``camera`` (what the handlers use), the ``on_start`` / ``on_stop`` /
+``on_ready`` hooks, and ``readiness_details`` (``camera``, plus ``sophon_ws`` when boxes are
+configured). It owns:
+
+- the durable ``Inbox`` under ``settings.data_dir``;
+- a small intake thread pool (``intake_threads``) for parsing bodies and every inbox call, so
+  the IOLoop never blocks on parsing, fsync or SQLite, and intake never waits for the models;
+- ``settings.inbox_workers`` worker tasks: claim an event (with a lease), run every image
+  through the pipeline on the *model executor's* thread (``executor.run_blocking``: no
+  admission limit, but never beside an /upload model call), store the reports and the
+  accepted faces' aligned crops, mark the event done. 0 workers: store, never process;
+- the SE-box WebSocket subscriber, the forwarder, and retention (at start, then every
+  ``retention_every_s``).
+
+Crash safety: a worker id is ``<host>/<instance>/<n>``. At start every lease held by an earlier
+process on this host is ended (``Inbox.expire_leases``), so its half-done events re-run at once;
+leases of other hosts (a shared database) end by expiry. Requires one process per data dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from app.push import eventinfo, hikvision, sniff, sophon
+from app.push.access import PushAccess
+from app.push.assess import ImageOutcome, assess_pushed
+from app.push.event import CameraEvent
+from app.push.forward import Forwarder
+from app.push.inbox import ClaimedEvent, Inbox
+from app.push.sophon_ws import SophonWsSubscriber, SophonWsTarget
+from app.services import Services
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PARSERS: dict[str, Callable[[bytes, str | None], list[CameraEvent]]] = {
+    "eventinfo": eventinfo.parse,
+    "hikvision": hikvision.parse,
+    "sophon_http": sophon.parse,
+}
+
+
+@dataclass
+class CameraTuning:
+    """Timing knobs that are not settings; tests shorten them through ``start_server(setup)``."""
+
+    intake_threads: int = 4
+    poll_s: float = 1.0  # idle workers look for work this often even without a wake-up
+    lease_s: float = 600.0  # an event's processing must finish within it, or it is re-run
+    retention_every_s: float = 600.0
+    stats_every_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What one push body became: the parser used, new and duplicate event ids, counted ones."""
+
+    kind: str | None
+    stored: tuple[str, ...] = ()
+    duplicates: tuple[str, ...] = ()
+    counted: int = 0  # heartbeats and ignored events
+
+    @property
+    def parsed(self) -> bool:
+        return bool(self.stored or self.duplicates or self.counted)
+
+
+def parse_push(
+    route_kind: str | None, body: bytes, content_type: str | None
+) -> tuple[str | None, list[CameraEvent]]:
+    """Parse a push body with the route's parser, else with the one the body looks like.
+
+    Returns:
+        The parser name that produced the events (or the route's, or None), and the events.
+    """
+    if route_kind is not None:
+        events = PARSERS[route_kind](body, content_type)
+        if events:
+            return route_kind, events
+    try:
+        detected = sniff.detect_kind(body, content_type)
+    except Exception:  # sniffing must never cost the device its 200
+        log.exception("push format detection failed on a %d-byte body", len(body))
+        detected = None
+    if detected is None or detected == route_kind:
+        return route_kind, []
+    return detected, PARSERS[detected](body, content_type)
+
+
+class CameraService:
+    """The inbox, intake pool, workers, subscriber, forwarder and retention of one app."""
+
+    def __init__(self, services: Services, tuning: CameraTuning | None = None) -> None:
+        settings = services.settings
+        self.services = services
+        self.settings = settings
+        self.tuning = tuning or CameraTuning()
+        self.inbox = Inbox(settings.data_dir)
+        self.access = PushAccess(services.tokens, settings.push_allow)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.tuning.intake_threads, thread_name_prefix="push-intake"
+        )
+        targets = [SophonWsTarget.from_mapping(t) for t in settings.sophon_ws]
+        self.subscriber = SophonWsSubscriber(targets, self._on_ws_event) if targets else None
+        self.forwarder = (
+            Forwarder(
+                self.inbox,
+                settings.forward_url,
+                self.run_db,
+                accepted_only=settings.forward_accepted_only,
+            )
+            if settings.forward_url
+            else None
+        )
+        self.host = socket.gethostname()[:40] or "localhost"
+        self.instance = f"{self.host}/{uuid.uuid4().hex[:8]}"
+        self._wakers: list[asyncio.Event] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self.backlog = 0
+        self.forward_backlog = 0
+        self.processed = 0
+        self.unparsed = 0
+        self.truncated = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume unfinished work and start workers, subscriber, forwarder and retention."""
+        self._stopping = False
+        released = await self.run_db(self.inbox.expire_leases, self.host + "/")
+        if released:
+            log.warning("re-running %d events left unfinished by an earlier run", released)
+        self._spawn(self._retention_loop())
+        self._spawn(self._stats_loop())
+        for n in range(self.settings.inbox_workers):
+            waker = asyncio.Event()
+            self._wakers.append(waker)
+            self._spawn(self._worker(n, waker))
+        if self.forwarder is not None:
+            self._spawn(self.forwarder.run())
+        if self.subscriber is not None:
+            await self.subscriber.start()
+        log.info(
+            "camera intake ready: %d workers, %d SE boxes, forwarding %s",
+            self.settings.inbox_workers,
+            len(self.settings.sophon_ws),
+            "on" if self.forwarder else "off",
+        )
+
+    async def stop(self) -> None:
+        """Stop every loop; a half-processed event keeps its lease and re-runs next start."""
+        self._stopping = True
+        self.wake()
+        if self.subscriber is not None:
+            await self.subscriber.stop()
+        if self.forwarder is not None:
+            self.forwarder.stop()
+        if self._background:  # salvage of cut-short pushes: let it reach the inbox
+            await asyncio.wait(list(self._background), timeout=10)
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pool.shutdown(wait=False)
+        self.inbox.close()
+
+    def wake(self) -> None:
+        """Tell idle workers that there may be work (new event, models ready)."""
+        for waker in self._wakers:
+            waker.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.append(asyncio.create_task(coro))
+
+    async def run_db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking inbox call (or parse) on the intake pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    # -- intake ---------------------------------------------------------------------------
+
+    async def intake(
+        self, route_kind: str | None, body: bytes, content_type: str | None
+    ) -> IntakeResult:
+        """Parse and durably store a push body (off the IOLoop); return what it became."""
+        result = await self.run_db(self._intake, route_kind, body, content_type)
+        if result.stored:
+            self.wake()
+        if not result.parsed:
+            self.unparsed += 1
+            log.warning(
+                "a %d-byte push to the %s receiver matched no format (Content-Type %.60r)",
+                len(body),
+                route_kind or "generic",
+                content_type,
+            )
+        return result
+
+    def _intake(
+        self, route_kind: str | None, body: bytes, content_type: str | None
+    ) -> IntakeResult:
+        kind, events = parse_push(route_kind, body, content_type)
+        stored: list[str] = []
+        duplicates: list[str] = []
+        counted = 0
+        for event in events:
+            put = self.inbox.put(event)
+            if put.event_id is None:
+                counted += 1
+            elif put.duplicate:
+                duplicates.append(put.event_id)
+            else:
+                stored.append(put.event_id)
+        return IntakeResult(kind, tuple(stored), tuple(duplicates), counted)
+
+    def intake_cut_short(
+        self, route_kind: str | None, body: bytes, content_type: str | None
+    ) -> None:
+        """Store the complete parts of a body whose device closed mid-way (no answer possible)."""
+        self.truncated += 1
+
+        async def salvage() -> None:
+            try:
+                result = await self.intake(route_kind, body, content_type)
+            except Exception:
+                log.exception("could not store a push cut short after %d bytes", len(body))
+                return
+            log.info(
+                "push cut short after %d bytes: %d events stored, %d duplicates",
+                len(body),
+                len(result.stored),
+                len(result.duplicates),
+            )
+
+        task = asyncio.get_running_loop().create_task(salvage())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _on_ws_event(self, event: CameraEvent) -> None:
+        put = await self.run_db(self.inbox.put, event)
+        if put.event_id is not None and not put.duplicate:
+            self.wake()
+
+    # -- processing -----------------------------------------------------------------------
+
+    async def _worker(self, n: int, waker: asyncio.Event) -> None:
+        worker_id = f"{self.instance}/{n}"
+        while not self._stopping:
+            claimed = None
+            pipeline = self.services.models.pipeline
+            if pipeline is not None:
+                waker.clear()  # before claiming: a put after this wakes the wait below
+                try:
+                    claimed = await self.run_db(self.inbox.claim, worker_id, self.tuning.lease_s)
+                except Exception:
+                    log.exception("claiming a camera event failed")
+            if claimed is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waker.wait(), self.tuning.poll_s)
+                continue
+            await self._process(claimed, pipeline)
+
+    async def _process(self, event: ClaimedEvent, pipeline: Any) -> None:
+        start = time.perf_counter()
+        settings = self.settings
+        forward = False
+        outcomes: list[ImageOutcome] = []
+        try:
+            for index, image in enumerate(event.images):
+                future = self.services.executor.run_blocking(
+                    assess_pushed,
+                    pipeline,
+                    image,
+                    index,
+                    self.services.policy,
+                    settings.max_image_bytes,
+                )
+                outcomes.append(await asyncio.wrap_future(future))
+            accepted = sum(len(o.crops) for o in outcomes)
+            forward = self.forwarder is not None and (
+                accepted > 0 or not settings.forward_accepted_only
+            )
+            await self.run_db(self._finish, event.event_id, outcomes, forward)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("event %s failed (attempt %d)", event.event_id, event.attempts)
+            with contextlib.suppress(Exception):
+                await self.run_db(self.inbox.fail, event.event_id, type(exc).__name__, True)
+            return
+        self.processed += 1
+        self._record_metrics(event.source, outcomes)
+        if forward and self.forwarder is not None:
+            self.forwarder.wake()
+        log.info(
+            "processed %s event %s: %d images, %d accepted faces in %.0f ms",
+            event.source,
+            event.event_id,
+            len(outcomes),
+            accepted,
+            (time.perf_counter() - start) * 1000.0,
+        )
+
+    def _finish(self, event_id: str, outcomes: list[ImageOutcome], forward: bool) -> None:
+        """Store the crops, then the reports (a done event always has its crops)."""
+        for outcome in outcomes:
+            for face_id, png in outcome.crops:
+                self.inbox.put_crop(event_id, face_id, png)
+        self.inbox.complete(event_id, [o.report for o in outcomes], forward=forward)
+
+    def _record_metrics(self, source: str, outcomes: list[ImageOutcome]) -> None:
+        metrics = getattr(self.services, "metrics", None)
+        if metrics is None or not hasattr(metrics, "record_image"):
+            return
+        for outcome in outcomes:
+            if outcome.assessed:
+                try:
+                    metrics.record_image(source, outcome.timing_ms, outcome.reasons)
+                except ValueError:  # a source the metrics do not know: bounded labels win
+                    log.debug("no image metric for source %s", source)
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    async def _retention_loop(self) -> None:
+        days = self.settings.retention_days
+        max_age = days * 86400.0 if days > 0 else None
+        while not self._stopping:
+            try:
+                await self.run_db(self.inbox.prune, max_age, self.settings.retention_max_events)
+            except Exception:
+                log.exception("retention run failed")
+            await asyncio.sleep(self.tuning.retention_every_s)
+
+    async def _stats_loop(self) -> None:
+        while not self._stopping:
+            try:
+                self.backlog = await self.run_db(self.inbox.backlog)
+                self.forward_backlog = await self.run_db(self.inbox.forward_backlog)
+            except Exception:
+                log.exception("reading the inbox backlog failed")
+            await asyncio.sleep(self.tuning.stats_every_s)
+
+    def details(self) -> dict[str, Any]:
+        """The ``camera`` entry of ``/readyz`` (cached figures: no I/O on the IOLoop)."""
+        out: dict[str, Any] = {
+            "workers": self.settings.inbox_workers,
+            "backlog": self.backlog,
+            "processed": self.processed,
+            "unparsed_pushes": self.unparsed,
+            "cut_short_pushes": self.truncated,
+        }
+        if self.forwarder is not None:
+            forward = self.forwarder.state()
+            forward.pop("url", None)  # /readyz is public; the target stays private
+            out["forward"] = {"backlog": self.forward_backlog, **forward}
+        return out
+
+    def sophon_ws_state(self) -> list[dict[str, Any]]:
+        return self.subscriber.state() if self.subscriber is not None else []
+
+
+def install(services: Services, tuning: CameraTuning | None = None) -> CameraService:
+    """Create the camera service of ``services`` and register its hooks and details."""
+    camera = CameraService(services, tuning)
+    extras = services.extras
+    extras["camera"] = camera
+    extras.setdefault("on_start", []).append(camera.start)
+    extras.setdefault("on_stop", []).append(camera.stop)
+    extras.setdefault("on_ready", []).append(camera.wake)
+    details = extras.setdefault("readiness_details", {})
+    details["camera"] = camera.details
+    if camera.subscriber is not None:
+        details["sophon_ws"] = camera.sophon_ws_state
+    metrics = getattr(services, "metrics", None)
+    if metrics is not None and hasattr(metrics, "track_inbox_backlog"):
+        metrics.track_inbox_backlog(lambda: camera.backlog)
+    registry = getattr(metrics, "registry", None)
+    if camera.subscriber is not None and registry is not None:
+        _track_sophon_ws(registry, camera.subscriber)
+    return camera
+
+
+def _track_sophon_ws(registry: Any, subscriber: SophonWsSubscriber) -> None:
+    """Export each configured box's connection state (labels: the configured boxes only)."""
+    from prometheus_client import Gauge
+
+    connected = Gauge(
+        "faceq_sophon_ws_connected",
+        "1 while the WebSocket to the SE box is open.",
+        ("box",),
+        registry=registry,
+    )
+    for index, state in enumerate(subscriber.state()):
+
+        def read(i: int = index) -> float:
+            return 1.0 if subscriber.state()[i]["connected"] else 0.0
+
+        connected.labels(state["url"]).set_function(read)
+
+
+def camera_of(services: Services) -> CameraService | None:
+    """The camera service installed in ``services``, or None."""
+    camera = services.extras.get("camera")
+    return camera if isinstance(camera, CameraService) else None

@@ -1,0 +1,85 @@
+"""One pushed image through the pipeline: its report (the /upload schema) and accepted crops.
+
+``assess_pushed`` runs on the model executor's thread (never the IOLoop, never beside another
+model call). An image the decoder refuses becomes an error entry for that image, the way
+``/uploads`` reports a bad file; the event still completes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+
+from app.push.event import PushedImage
+from models.decode import ImageError
+from models.pipeline import Pipeline, Policy
+from models.report import ReportOptions, build_report
+
+# Stored reports carry no base64 pictures: crops are files, served by /events/<id>/faces/.
+REPORT_OPTIONS = ReportOptions(images="none", mark=False, rejected=True)
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """The stored report of one image, the PNG crops of its accepted faces, and the reasons
+    of every detected face (for the metrics); ``assessed`` is False for an error entry."""
+
+    report: dict[str, Any]
+    crops: tuple[tuple[str, bytes], ...] = ()
+    reasons: tuple[tuple[str, ...], ...] = ()
+    assessed: bool = True
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+
+def error_entry(
+    index: int, image: PushedImage, code: str, message: str, status: int
+) -> dict[str, Any]:
+    """The report of an image that could not be assessed (same shape as an /uploads error)."""
+    return {
+        "error": {"code": code, "message": message},
+        "status": status,
+        "index": index,
+        "role": image.role,
+        "name": image.name,
+    }
+
+
+def aligned_png(aligned_rgb: Any) -> bytes:
+    """Encode a (112, 112, 3) RGB aligned face as PNG."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(aligned_rgb, cv2.COLOR_RGB2BGR))
+    if not ok:  # pragma: no cover - OpenCV fails only on empty arrays
+        raise ValueError("cannot encode the aligned face")
+    return buf.tobytes()
+
+
+def assess_pushed(
+    pipeline: Pipeline, image: PushedImage, index: int, policy: Policy, max_image_bytes: int
+) -> ImageOutcome:
+    """Assess one pushed image (runs on the model thread).
+
+    Args:
+        pipeline: the loaded pipeline.
+        image: the stored image bytes and their role in the event.
+        index: the image's position in the event (``image_files[].index``).
+        policy: the service's default gates (pushes carry no per-request overrides).
+        max_image_bytes: larger images get an ``image_too_large`` error entry.
+
+    Returns:
+        The report (``index``, ``role`` and ``name`` added) and PNG crops of accepted faces.
+    """
+    if image.size > max_image_bytes:
+        message = f"the image is larger than {max_image_bytes} bytes"
+        entry = error_entry(index, image, "image_too_large", message, 413)
+        return ImageOutcome(entry, assessed=False)
+    try:
+        assessment = pipeline.assess(image.data, policy)
+    except ImageError as exc:
+        entry = error_entry(index, image, exc.code, exc.message, exc.status)
+        return ImageOutcome(entry, assessed=False)
+    report = build_report(assessment, REPORT_OPTIONS)
+    report.update(index=index, role=image.role, name=image.name)
+    crops = tuple((f.face_id, aligned_png(f.aligned)) for f in assessment.accepted)
+    reasons = tuple(f.reasons for f in assessment.faces)
+    return ImageOutcome(report, crops, reasons, True, dict(report["timing_ms"]))
