@@ -11,8 +11,8 @@ import tornado.web
 
 from app.metrics import Metrics
 from app.services import Services
-from handlers import metrics as metrics_handlers
 from handlers import events, openapi, probes, push, upload
+from handlers import metrics as metrics_handlers
 from handlers.base import NotFoundHandler
 
 access_log = logging.getLogger("faceq.access")

@@ -274,15 +274,21 @@ class CameraService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waker.wait(), self.tuning.poll_s)
                 continue
-            await self._process(claimed, pipeline)
+            await self._process(claimed, pipeline, worker_id)
 
-    async def _process(self, event: ClaimedEvent, pipeline: Any) -> None:
-        start = time.perf_counter()
+    async def _process(self, event: ClaimedEvent, pipeline: Any, worker_id: str) -> None:
+        start = renewed = time.perf_counter()
         settings = self.settings
         forward = False
         outcomes: list[ImageOutcome] = []
         try:
             for index, image in enumerate(event.images):
+                if time.perf_counter() - renewed > self.tuning.lease_s / 3:
+                    # A long event behind busy uploads must not be handed to a second worker.
+                    renewed = time.perf_counter()
+                    await self.run_db(
+                        self.inbox.extend_lease, event.event_id, worker_id, self.tuning.lease_s
+                    )
                 future = self.services.executor.run_blocking(
                     assess_pushed,
                     pipeline,

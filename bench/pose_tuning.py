@@ -72,7 +72,7 @@ def timing(data_dir: Path, rounds: int = 15) -> None:
     assert len(grid) >= 20, len(grid)
     est = WHENetEstimator()
     est.warm_up()
-    cases = [(1, 64), (20, 64), (20, 8), (20, 4)]
+    cases = [(1, 64), (20, 64), (20, 8), (20, 4), (20, 2), (20, 1)]
     times: dict[tuple[int, int], list[float]] = {case: [] for case in cases}
     for _ in range(rounds):  # interleaved, so that load from other processes hits all cases
         for faces, max_batch in cases:

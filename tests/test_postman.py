@@ -88,8 +88,8 @@ def test_newman_runs_the_collection_without_failure(server, astronaut_jpeg, tmp_
     stats = json.loads(report.read_text(encoding="utf-8"))["run"]["stats"]
     assert stats["assertions"]["failed"] == 0 and stats["requests"]["failed"] == 0
     assert stats["assertions"]["total"] >= 50
-    # every request of the selected folders ran
+    # every request of the selected folders ran (an event still pending is asked for again)
     collection = json.loads(COLLECTION.read_text(encoding="utf-8"))
     expected = sum(len(f["item"]) for f in collection["item"] if f["name"] in folders)
-    assert stats["requests"]["total"] == expected
+    assert stats["requests"]["total"] >= expected
     assert not re.search(r"\bfailure\b", output.lower().split("┌")[0] if "┌" in output else "")

@@ -387,6 +387,21 @@ class Inbox:
                 values.update(status="failed", finished_at=now)
             conn.execute(sa.update(table).where(table.c.id == event_id).values(**values))
 
+    def extend_lease(self, event_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Push back the lease ``worker_id`` holds on ``event_id``; False when it lost it."""
+        table = store.events
+        with self._lock, self._engine.begin() as conn:
+            result = conn.execute(
+                sa.update(table)
+                .where(
+                    table.c.id == event_id,
+                    table.c.status == "processing",
+                    table.c.lease_owner == worker_id[:64],
+                )
+                .values(lease_expires=self._clock() + lease_seconds)
+            )
+        return result.rowcount == 1
+
     def expire_leases(self, owner_prefix: str) -> int:
         """End the leases held by workers whose id starts with ``owner_prefix``; return how many.
 

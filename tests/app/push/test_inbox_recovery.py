@@ -73,3 +73,19 @@ def test_forward_status_follows_the_queue(inbox: Inbox) -> None:
     status = inbox.forward_status(event_id)
     assert (status["status"], status["next_attempt_at"]) == ("sent", None)
     assert status["sent_at"] is not None
+
+
+def test_extend_lease_only_for_the_holder(inbox: Inbox) -> None:
+    clock = Clock()
+    inbox = Inbox(inbox.data_dir, engine=inbox.engine, clock=clock)
+    event_id = inbox.put(event(7)).event_id
+    assert inbox.claim("host/a/0", 10).event_id == event_id
+    clock.now += 8
+    assert inbox.extend_lease(event_id, "host/a/0", 10)
+    assert not inbox.extend_lease(event_id, "host/b/0", 10)
+    clock.now += 8  # past the first lease, within the extended one
+    assert inbox.claim("host/b/0", 10) is None
+    clock.now += 3
+    again = inbox.claim("host/b/0", 10)
+    assert again is not None and again.event_id == event_id
+    assert not inbox.extend_lease(event_id, "host/a/0", 10)
