@@ -83,7 +83,7 @@ async def run_server(settings: Settings, services: Services, announce: str) -> i
     def load() -> None:
         try:
             services.models.load(settings)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure to load ends start-up with its reason
             log.error("model loading failed: %s", services.models.error)
             outcome.exit_code = 2
             loop.call_soon_threadsafe(stop.set)

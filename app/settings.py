@@ -237,10 +237,16 @@ FIELDS: tuple[FieldSpec, ...] = (
         "logging level",
     ),
     FieldSpec("metrics_public", ("server", "metrics_public"), _as_bool, None, "/metrics open"),
-    FieldSpec("max_body_mb", ("server", "max_body_mb"), _as_float, _range(0.01, 1024), "upload cap"),
-    FieldSpec("max_image_mb", ("server", "max_image_mb"), _as_float, _range(0.01, 1024), "per file"),
+    FieldSpec(
+        "max_body_mb", ("server", "max_body_mb"), _as_float, _range(0.01, 1024), "upload cap"
+    ),
+    FieldSpec(
+        "max_image_mb", ("server", "max_image_mb"), _as_float, _range(0.01, 1024), "per file"
+    ),
     FieldSpec("max_pixels", ("server", "max_pixels"), _as_int, _range(1, 500_000_000), "pixels"),
-    FieldSpec("executor_workers", ("server", "executor_workers"), _as_int, _range(1, 64), "threads"),
+    FieldSpec(
+        "executor_workers", ("server", "executor_workers"), _as_int, _range(1, 64), "threads"
+    ),
     FieldSpec("queue_size", ("server", "queue_size"), _as_int, _range(0, 10_000), "waiting jobs"),
     FieldSpec("tf_threads", ("server", "tf_threads"), _as_int, _range(0, 256), "0 = auto"),
     FieldSpec("torch_threads", ("server", "torch_threads"), _as_int, _range(0, 256), "0 = auto"),
@@ -333,7 +339,9 @@ def load_settings(
 
     settings = Settings(**values)
     if settings.pose_estimator == "hopenet" and not settings.hopenet_snapshot:
-        raise SettingsError("pose estimator 'hopenet' needs hopenet_snapshot (FACEQ_HOPENET_SNAPSHOT)")
+        raise SettingsError(
+            "pose estimator 'hopenet' needs hopenet_snapshot (FACEQ_HOPENET_SNAPSHOT)"
+        )
     if settings.hopenet_snapshot and settings.pose_estimator == "hopenet":
         snap = Path(settings.hopenet_snapshot)
         if not snap.is_file():

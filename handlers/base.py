@@ -105,7 +105,9 @@ class BaseHandler(tornado.web.RequestHandler):
             log.debug("%s %s: %s", self.request.method, type(self).__name__, value)
             return
         log.error(
-            "uncaught exception in %s %s", self.request.method, type(self).__name__,
+            "uncaught exception in %s %s",
+            self.request.method,
+            type(self).__name__,
             exc_info=(typ, value, tb),
         )
 

@@ -66,7 +66,9 @@ def assess_many(
     ids: list[str] = []
     for name, data in files:
         if len(data) > max_image_bytes:
-            entry = error_body("image_too_large", f"the file is larger than {max_image_bytes} bytes")
+            entry = error_body(
+                "image_too_large", f"the file is larger than {max_image_bytes} bytes"
+            )
         else:
             try:
                 entry = report_for(pipeline, data, policy, options, metrics)
@@ -211,7 +213,9 @@ class UploadHandler(BaseHandler):
                 )
         except Overloaded:
             raise ApiError(
-                503, "overloaded", "too many images in progress; retry shortly",
+                503,
+                "overloaded",
+                "too many images in progress; retry shortly",
                 headers={"Retry-After": "1"},
             ) from None
         except ImageError as exc:

@@ -31,7 +31,9 @@ def astronaut_jpeg() -> bytes:
     from skimage import data as skdata
 
     rgb = skdata.astronaut()
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+    )
     assert ok
     return buf.tobytes()
 

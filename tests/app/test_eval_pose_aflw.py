@@ -14,8 +14,10 @@ pytestmark = [pytest.mark.models, pytest.mark.shared_data]
 def test_default_estimator_beats_hopenet_paper_on_aflw(data_dir, capsys):
     code = main(
         [
-            "--labels", str(data_dir / "headpose/labels.csv"),
-            "--images", str(data_dir / "headpose/aflw2000"),
+            "--labels",
+            str(data_dir / "headpose/labels.csv"),
+            "--images",
+            str(data_dir / "headpose/aflw2000"),
         ]
     )
     out = capsys.readouterr().out.strip().splitlines()

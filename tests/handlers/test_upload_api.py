@@ -77,8 +77,15 @@ def test_astronaut_report_has_the_original_keys(server, astronaut_jpeg):
     assert len(report["image_id"]) == 32
     (face,) = report["resp"]
     assert set(face) == {
-        "face_id", "face_confidence", "face_coordinate", "facie5points", "face_blur",
-        "face_pose", "face_native_image_b64", "face_native_images_b64", "face_align_images_b64",
+        "face_id",
+        "face_confidence",
+        "face_coordinate",
+        "facie5points",
+        "face_blur",
+        "face_pose",
+        "face_native_image_b64",
+        "face_native_images_b64",
+        "face_align_images_b64",
     }
     assert face["face_confidence"] > 0.999
     x, y, w, h = face["face_coordinate"]
@@ -164,8 +171,9 @@ def test_missing_token_is_401_and_wrong_token_403(server, astronaut_jpeg):
     assert resp.status_code == 401 and error_of(resp) == "missing_token"
     resp = upload(server, astronaut_jpeg, headers={"Authorization": "wrong-token-000"})
     assert resp.status_code == 403 and error_of(resp) == "invalid_token"
-    resp = upload(server, astronaut_jpeg, query="?images=none",
-                  headers={"Authorization": f"Bearer {TOKEN}"})
+    resp = upload(
+        server, astronaut_jpeg, query="?images=none", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert resp.status_code == 200
 
 
@@ -192,8 +200,9 @@ def test_readyz_is_503_until_models_are_loaded(pipeline, tmp_path):
         resp = requests.get(f"{live.url}/readyz", timeout=10)
         assert resp.status_code == 503 and resp.json()["status"] == "loading"
         assert requests.get(f"{live.url}/livez", timeout=10).status_code == 200
-        resp = requests.post(f"{live.url}/upload", files={"image": ("a", b"x")},
-                             headers=AUTH, timeout=10)
+        resp = requests.post(
+            f"{live.url}/upload", files={"image": ("a", b"x")}, headers=AUTH, timeout=10
+        )
         assert resp.status_code == 503 and error_of(resp) == "not_ready"
         assert resp.headers["Retry-After"] == "5"
         live.services.models.pipeline = pipeline
@@ -206,14 +215,19 @@ def test_readyz_is_503_until_models_are_loaded(pipeline, tmp_path):
 
 
 def test_missing_image_field_is_400(server):
-    resp = requests.post(f"{server.url}/upload", files={"photo": ("a.jpg", b"x")},
-                         headers=AUTH, timeout=10)
+    resp = requests.post(
+        f"{server.url}/upload", files={"photo": ("a.jpg", b"x")}, headers=AUTH, timeout=10
+    )
     assert resp.status_code == 400 and error_of(resp) == "missing_field"
 
 
 def test_not_multipart_is_415(server, astronaut_jpeg):
-    resp = requests.post(f"{server.url}/upload", data=astronaut_jpeg,
-                         headers={**AUTH, "Content-Type": "image/jpeg"}, timeout=10)
+    resp = requests.post(
+        f"{server.url}/upload",
+        data=astronaut_jpeg,
+        headers={**AUTH, "Content-Type": "image/jpeg"},
+        timeout=10,
+    )
     assert resp.status_code == 415 and error_of(resp) == "unsupported_media_type"
 
 

@@ -44,7 +44,10 @@ def test_laplacian_variance_equals_the_definition():
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
     padded = np.pad(grey, 1, mode="reflect")
     lap = (
-        padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]
+        padded[:-2, 1:-1]
+        + padded[2:, 1:-1]
+        + padded[1:-1, :-2]
+        + padded[1:-1, 2:]
         - 4 * padded[1:-1, 1:-1]
     )
     assert abs(laplacian_variance(rgb) - lap.var()) < 1e-6
