@@ -266,9 +266,8 @@ def _schemas() -> dict[str, Any]:
                     "type": ["string", "null"],
                     "description": "Pass as `since` for the next page; null on the last.",
                 },
-                "next_cursor": {"type": ["string", "null"], "description": "Same as `next`."},
             },
-            "required": ["events", "next_cursor"],
+            "required": ["events", "next"],
         },
         "Event": {
             "allOf": [_ref("EventSummary")],
@@ -569,12 +568,6 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                         "name": "since",
                         "in": "query",
                         "description": "`next` of the previous page.",
-                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-                    },
-                    {
-                        "name": "cursor",
-                        "in": "query",
-                        "description": "Same as `since`.",
                         "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
                     },
                     {

@@ -29,7 +29,7 @@ class EventsHandler(EventsBase):
 
     async def get(self) -> None:
         limit = self._limit()
-        since = self.get_query_argument("since", None) or self.get_query_argument("cursor", None)
+        since = self.get_query_argument("since", None)
         if since is not None and not (since.isdigit() and len(since) <= _MAX_CURSOR_DIGITS):
             raise ApiError(400, "bad_parameter", "since must be the 'next' of a previous page")
         source = self.get_query_argument("source", None) or None
@@ -42,8 +42,7 @@ class EventsHandler(EventsBase):
         events, cursor = await camera.run_db(
             camera.inbox.list_events, limit, since, source, verdict
         )
-        # ``next_cursor`` repeats ``next`` for the published OpenAPI document.
-        self.write_json({"events": events, "next": cursor, "next_cursor": cursor})
+        self.write_json({"events": events, "next": cursor})
 
     def _limit(self) -> int:
         raw = self.get_query_argument("limit", "50").strip()
