@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
@@ -121,4 +122,11 @@ def serve() -> int:
     shown = generated
     if shown is None and not settings.tokens:
         shown = services.tokens[0]  # read back from the token file this service generated
-    return asyncio.run(run_server(settings, services, banner(settings, shown)))
+    code = asyncio.run(run_server(settings, services, banner(settings, shown)))
+    if code != 0:
+        print(f"faceq: cannot start: {services.models.error}", file=sys.stderr, flush=True)
+        logging.shutdown()
+        # The model-loading thread may still hold framework thread pools whose C++ destructors
+        # abort at interpreter exit; leave without running them.
+        os._exit(code)
+    return code
