@@ -112,6 +112,67 @@ class BaseHandler(tornado.web.RequestHandler):
         )
 
 
+class StreamedBodyHandler(BaseHandler):
+    """Base of ``@stream_request_body`` handlers: keeps the body in memory up to a limit.
+
+    A declared ``Content-Length`` over the limit is refused with 413 before a byte is read; a
+    chunked body is refused as soon as it passes the limit (Tornado then closes the connection
+    instead of reading the rest). Subclasses call ``start_body(limit)`` in ``prepare`` and
+    ``take_body()`` in the verb method, which returns early when ``self._finished``.
+    """
+
+    declared_length: int | None = None
+    body_size = 0
+    body_too_large = False
+
+    def read_declared_length(self) -> int | None:
+        """Parse ``Content-Length`` (None for a chunked body); 400 when it is not a number."""
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None:
+            try:
+                self.declared_length = int(declared)
+            except ValueError:
+                raise ApiError(400, "bad_request", "Content-Length is not a number") from None
+        return self.declared_length
+
+    def start_body(self, limit: int) -> None:
+        """Remember the limit; raise 400 for a malformed and 413 for a too-large length."""
+        self._body_limit = limit
+        self._body_chunks: list[bytes] = []
+        if self.read_declared_length() is None:
+            return
+        if self.declared_length > limit:
+            # Let Tornado accept the declared length so that our JSON 413 is the only answer;
+            # finishing now closes the connection without reading the body.
+            self.request.connection.set_max_body_size(self.declared_length)
+            raise self.too_large_error()
+
+    def too_large_error(self) -> ApiError:
+        return ApiError(413, "body_too_large", f"the request body exceeds {self._body_limit} bytes")
+
+    def keep_chunk(self, chunk: bytes) -> None:
+        """Keep one streamed chunk, or answer 413 once the body passes the limit."""
+        if self.body_too_large:
+            return
+        self.body_size += len(chunk)
+        if self.body_size > self._body_limit:
+            self.body_too_large = True
+            self._body_chunks.clear()
+            if not self._finished:
+                self.fail(self.too_large_error())
+            return
+        self._body_chunks.append(chunk)
+
+    def take_body(self) -> bytes:
+        """Return the body received so far and release the chunks."""
+        body = b"".join(getattr(self, "_body_chunks", ()))
+        self._body_chunks = []
+        return body
+
+    def has_body_chunks(self) -> bool:
+        return bool(getattr(self, "_body_chunks", None))
+
+
 class NotFoundHandler(BaseHandler):
     """JSON 404 for every unknown path (``default_handler_class``)."""
 

@@ -21,7 +21,7 @@ import logging
 import tornado.web
 
 from app.camera import CameraService, camera_of
-from handlers.base import ApiError, BaseHandler
+from handlers.base import ApiError, StreamedBodyHandler
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ SOPHON_ACK = json.dumps({"message": "SUCCESS", "status": 0}, separators=(",", ":
 
 
 @tornado.web.stream_request_body
-class PushHandler(BaseHandler):
+class PushHandler(StreamedBodyHandler):
     """Store one device push in the inbox, then answer the device's expected 200."""
 
     public = True  # the token is in the path, checked in prepare
@@ -39,10 +39,6 @@ class PushHandler(BaseHandler):
     camera: CameraService | None = None
 
     def prepare(self) -> None:
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._declared: int | None = None
-        self._too_large = False
         self._answered = False
         camera = camera_of(self.services)
         if camera is None:
@@ -55,36 +51,16 @@ class PushHandler(BaseHandler):
             raise ApiError(403, "address_not_allowed", "this address may not push with this token")
         segment = self.path_args[1] if len(self.path_args) > 1 else None
         self.route_kind = ROUTE_KINDS.get(segment.lower()) if segment else None
-        limit = self.services.settings.push_max_body_bytes
-        declared = self.request.headers.get("Content-Length")
-        if declared is not None:
-            try:
-                self._declared = int(declared)
-            except ValueError:
-                raise ApiError(400, "bad_request", "Content-Length is not a number") from None
-            if self._declared > limit:
-                # Accept the declared length so that our JSON 413 is the only answer.
-                self.request.connection.set_max_body_size(self._declared)
-                raise ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
+        self.start_body(self.services.settings.push_max_body_bytes)
 
     def data_received(self, chunk: bytes) -> None:
-        if self._too_large:
-            return
-        self._size += len(chunk)
-        limit = self.services.settings.push_max_body_bytes
-        if self._size > limit:
-            self._too_large = True
-            self._chunks.clear()
-            self.fail(ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes"))
-            return
-        self._chunks.append(chunk)
+        self.keep_chunk(chunk)
 
     async def post(self, token: str, kind: str | None = None) -> None:
         if self._finished:  # answered 413 while the body streamed in
             return
         self._answered = True
-        body = b"".join(self._chunks)
-        self._chunks = []
+        body = self.take_body()
         content_type = self.request.headers.get("Content-Type")
         assert self.camera is not None  # set by prepare
         try:
@@ -112,16 +88,14 @@ class PushHandler(BaseHandler):
 
     def on_connection_close(self) -> None:
         super().on_connection_close()
-        chunks = getattr(self, "_chunks", None)
-        if self.camera is None or not chunks or self._answered or self._too_large:
+        if self.camera is None or self._answered or self.body_too_large or self._finished:
             return
-        if self._finished:
+        if not self.has_body_chunks():
             return
-        if self._declared is not None and self._size >= self._declared:
+        if self.declared_length is not None and self.body_size >= self.declared_length:
             return  # the whole body arrived: post() stores it
         self._answered = True
-        body = b"".join(self._chunks)
-        self._chunks = []
+        body = self.take_body()
         self.camera.intake_cut_short(
             self.route_kind, body, self.request.headers.get("Content-Type")
         )

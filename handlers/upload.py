@@ -10,7 +10,7 @@ import tornado.web
 
 from app.executor import Overloaded
 from app.metrics import Metrics
-from handlers.base import ApiError, BaseHandler, error_body
+from handlers.base import ApiError, StreamedBodyHandler, error_body
 from models.decode import ImageError
 from models.pipeline import Pipeline, Policy
 from models.report import IMAGE_OPTIONS, ReportOptions, build_report
@@ -82,32 +82,19 @@ def assess_many(
 
 
 @tornado.web.stream_request_body
-class UploadHandler(BaseHandler):
+class UploadHandler(StreamedBodyHandler):
     """Assess the image in multipart field ``image`` and answer its report."""
 
     many = False
     image_id: str | None = None  # set once assessed; the request log line carries it
 
     def prepare(self) -> None:
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._too_large = False
         self._refusal: ApiError | None = None
         limit = self.services.settings.max_body_bytes
-        declared = self.request.headers.get("Content-Length")
-        size: int | None = None
-        if declared is not None:
-            try:
-                size = int(declared)
-            except ValueError:
-                raise ApiError(400, "bad_request", "Content-Length is not a number") from None
+        size = self.read_declared_length()
         try:
             super().prepare()  # the token is checked before a byte of the body is kept
-            if size is not None and size > limit:
-                # Let Tornado accept the declared length so that our JSON 413 is the only
-                # answer; finishing now closes the connection without reading the body.
-                self.request.connection.set_max_body_size(size)
-                raise ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
+            self.start_body(limit)
             # Not ``self.options``: that name is RequestHandler's HTTP OPTIONS method.
             self.report_options = self._options()
             self.policy = self._policy()
@@ -120,18 +107,8 @@ class UploadHandler(BaseHandler):
             self._refusal = exc
 
     def data_received(self, chunk: bytes) -> None:
-        if self._too_large or self._refusal is not None:
-            return
-        self._size += len(chunk)
-        limit = self.services.settings.max_body_bytes
-        if self._size > limit:
-            # A chunked body with no Content-Length: answer as soon as it passes the limit;
-            # Tornado closes the connection after the answer instead of reading the rest.
-            self._too_large = True
-            self._chunks.clear()
-            self.fail(ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes"))
-            return
-        self._chunks.append(chunk)
+        if self._refusal is None:
+            self.keep_chunk(chunk)
 
     def _options(self) -> ReportOptions:
         images = self.get_query_argument("images", "all")
@@ -162,7 +139,7 @@ class UploadHandler(BaseHandler):
         files: dict[str, list[tornado.httputil.HTTPFile]] = {}
         try:
             tornado.httputil.parse_body_arguments(
-                content_type, b"".join(self._chunks), args, files, self.request.headers
+                content_type, self.take_body(), args, files, self.request.headers
             )
         except tornado.httputil.HTTPInputError:
             raise ApiError(

@@ -172,12 +172,25 @@ def test_max_batch_splits_without_changing_results(
 
 
 def test_channels_last_matches_contiguous(snapshot: Path, image: np.ndarray) -> None:
-    nchw = HopenetEstimator(snapshot, channels_last=False).estimate(image, BOXES)
-    nhwc = HopenetEstimator(snapshot, channels_last=True).estimate(image, BOXES)
+    nchw = HopenetEstimator(snapshot, channels_last=False, runtime="torch").estimate(image, BOXES)
+    nhwc = HopenetEstimator(snapshot, channels_last=True, runtime="torch").estimate(image, BOXES)
     for a, b in zip(nchw, nhwc, strict=True):
         assert a.yaw == pytest.approx(b.yaw, abs=1e-3)
         assert a.pitch == pytest.approx(b.pitch, abs=1e-3)
         assert a.roll == pytest.approx(b.roll, abs=1e-3)
+
+
+def test_onnxruntime_matches_torch(
+    snapshot: Path, estimator: HopenetEstimator, image: np.ndarray
+) -> None:
+    assert estimator.runtime == "onnxruntime"  # the default
+    reference = HopenetEstimator(snapshot, runtime="torch").estimate(image, BOXES)
+    for a, b in zip(estimator.estimate(image, BOXES), reference, strict=True):
+        assert a.yaw == pytest.approx(b.yaw, abs=1e-3)
+        assert a.pitch == pytest.approx(b.pitch, abs=1e-3)
+        assert a.roll == pytest.approx(b.roll, abs=1e-3)
+    with pytest.raises(ValueError, match="runtime"):
+        HopenetEstimator(snapshot, runtime="tvm")
 
 
 @pytest.mark.parametrize(("yaw_bin", "pitch_bin", "roll_bin"), [(40, 10, 50), (33, 0, 65)])

@@ -97,6 +97,19 @@ def test_batch_equals_one_at_a_time(estimator: WHENetEstimator, data_dir: Path) 
                 assert abs(getattr(a, angle) - getattr(b, angle)) < 1e-3, (angle, a, b)
 
 
+def test_onnxruntime_matches_torch(estimator: WHENetEstimator, data_dir: Path) -> None:
+    assert estimator.runtime == "onnxruntime"  # the default
+    bgr = cv2.imread(str(data_dir / "faces" / "insightface" / "t1.jpg"), cv2.IMREAD_COLOR)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    boxes = [box for box, _ in find_faces(rgb)]
+    reference = WHENetEstimator(runtime="torch").estimate(rgb, boxes)
+    for a, b in zip(estimator.estimate(rgb, boxes), reference, strict=True):
+        for angle in ("yaw", "pitch", "roll"):
+            assert abs(getattr(a, angle) - getattr(b, angle)) < 1e-2, (angle, a, b)
+    with pytest.raises(ValueError, match="runtime"):
+        WHENetEstimator(runtime="tvm")
+
+
 def test_mirroring_negates_yaw_and_roll(estimator: WHENetEstimator, data_dir: Path) -> None:
     photos = load_flip_set(data_dir)
     err = flip_errors(estimator.estimate, photos)
