@@ -40,7 +40,7 @@ class Settings:
     max_body_mb: float = 32.0
     max_image_mb: float = 20.0
     max_pixels: int = 40_000_000
-    executor_workers: int = 1
+    executor_workers: int = 2
     queue_size: int = 8
     tf_threads: int = 0
     torch_threads: int = 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 from typing import Any
 
+import orjson
 import tornado.httputil
 import tornado.web
 
@@ -15,11 +16,15 @@ from models.decode import ImageError
 from models.pipeline import Pipeline, Policy
 from models.report import IMAGE_OPTIONS, ReportOptions, build_report
 
+# Bodies up to this size are parsed on the IOLoop (1 MB: well under a millisecond).
+PARSE_INLINE_BYTES = 1024 * 1024
 _FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # orjson: a report carries MBs of base64 that json.dumps scans byte by byte (famous-selfie,
+    # 2.3 MB: 4.5 ms against 1.2 ms), holding the GIL. Same JSON, compact, UTF-8.
+    return orjson.dumps(obj)
 
 
 def report_for(
@@ -31,7 +36,7 @@ def report_for(
 ) -> dict[str, Any]:
     """Assess one file, build its report and count it in the metrics (runs on the executor)."""
     assessment = pipeline.assess(data, policy)
-    report = build_report(assessment, options)
+    report = build_report(assessment, options, pipeline.spare_pool())
     if metrics is not None:  # the report's timing_ms includes the encode stage
         metrics.record_image("upload", report["timing_ms"], (f.reasons for f in assessment.faces))
     return report
@@ -165,7 +170,12 @@ class UploadHandler(StreamedBodyHandler):
             raise self._refusal
         if self._finished:  # answered 413 while the body streamed in
             return
-        files = self._files()
+        if self.body_size > PARSE_INLINE_BYTES:
+            # Joining and splitting a big multipart body took 10-35 ms for 20 MB: off the
+            # IOLoop, so that probes and other requests are not held up meanwhile.
+            files = await asyncio.get_running_loop().run_in_executor(None, self._files)
+        else:
+            files = self._files()
         pipeline = self._pipeline()
         max_image = self.services.settings.max_image_bytes
         metrics = self.services.metrics

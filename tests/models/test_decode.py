@@ -75,3 +75,20 @@ def test_animated_gif_gives_its_first_frame():
 def test_garbage_after_a_png_signature_is_422():
     with pytest.raises(UndecodableImage):
         decode_image(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_opencv_path_equals_pillow(fmt: str, orientation: int) -> None:
+    from models.decode import _decode_pixels, _decode_with_opencv
+
+    rgb = np.random.default_rng(orientation).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.fromarray(rgb), fmt, exif=exif.tobytes(), quality=95)
+    fast = _decode_with_opencv(Image.open(io.BytesIO(data)), data)
+    assert fast is not None  # plain JPEG / still opaque WebP take the OpenCV path
+    reference = _decode_pixels(Image.open(io.BytesIO(data)), 10**6)
+    assert fast.flags.c_contiguous
+    np.testing.assert_array_equal(fast, reference)
+    np.testing.assert_array_equal(decode_image(data), reference)

@@ -110,6 +110,23 @@ def test_onnxruntime_matches_torch(estimator: WHENetEstimator, data_dir: Path) -
         WHENetEstimator(runtime="tvm")
 
 
+def test_every_way_of_running_the_faces_agrees(estimator: WHENetEstimator, data_dir: Path) -> None:
+    from models.pose import cores_shared
+
+    bgr = cv2.imread(str(data_dir / "faces" / "insightface" / "t1.jpg"), cv2.IMREAD_COLOR)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    boxes = [box for box, _ in find_faces(rgb)]
+    assert len(boxes) >= 4  # enough to take the side-by-side single-threaded way
+    alone = estimator.estimate(rgb, boxes)
+    few = [p for i in range(0, len(boxes), 3) for p in estimator.estimate(rgb, boxes[i : i + 3])]
+    with cores_shared(True):  # another image in progress: one thread, one face after another
+        shared = estimator.estimate(rgb, boxes)
+    for a, b, c in zip(alone, few, shared, strict=True):
+        for angle in ("yaw", "pitch", "roll"):
+            assert abs(getattr(a, angle) - getattr(b, angle)) < 1e-3, (angle, a, b)
+            assert abs(getattr(a, angle) - getattr(c, angle)) < 1e-3, (angle, a, c)
+
+
 def test_mirroring_negates_yaw_and_roll(estimator: WHENetEstimator, data_dir: Path) -> None:
     photos = load_flip_set(data_dir)
     err = flip_errors(estimator.estimate, photos)
