@@ -3,7 +3,8 @@
 Runs, one after another so that nothing competes for the cores:
 
 1. detector parity: ``bench/detect_parity.py`` over every image of the shared faces folder;
-2. the hardware limit: a float32 matrix-multiply rate (torch and numpy, the better counts) and
+2. the hardware limit: a float32 4096x4096 matrix-multiply rate (torch/MKL, numpy/OpenBLAS
+   and ONNX Runtime/MLAS; the best counts: MKL takes a slow path on this AMD CPU) and
    the models' floating-point work per image (MTCNN from its conv/dense layer shapes over the
    image's actual pyramid levels and candidate counts, pose with
    ``torch.utils.flop_counter.FlopCounterMode`` per face times the faces that get a pose);
