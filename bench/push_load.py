@@ -26,9 +26,7 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +40,9 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from service import Service  # noqa: E402 - bench/service.py, beside this script
+
 PLACEHOLDER_JPEG = b"\xff\xd8\xff\xd9"
 PLACEHOLDER_B64 = b"/9j/2Q=="
 _PART_LENGTH_RE = re.compile(rb"(?i)content-length:[ \t]*4(\r?\n\r?\n)(?=\xff\xd8\xff\xd9)")
@@ -117,57 +118,6 @@ def devices(cameras: Path, jpeg: bytes) -> list[Device]:
             lambda n: history.replace(str(stamp).encode(), str(stamp + n).encode()),
         ),
     ]
-
-
-class Service:
-    """The service under test, as a subprocess."""
-
-    def __init__(self, data_dir: Path, token: str, inbox_workers: int) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir.parent / "service.log"
-        env = {
-            **os.environ,
-            "FACEQ_HOST": "127.0.0.1",
-            "FACEQ_PORT": str(self.port),
-            "FACEQ_DATA_DIR": str(data_dir),
-            "FACEQ_TOKENS": token,
-            "FACEQ_TOKEN_FILE": str(data_dir.parent / "token"),
-            "FACEQ_INBOX_WORKERS": str(inbox_workers),
-            "FACEQ_LOG_LEVEL": "WARNING",
-            "FACEQ_CONFIG": str(ROOT / "config" / "config.yaml"),
-        }
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"service exited; see {self.log_path}")
-            try:
-                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.5)
-        raise SystemExit(f"service not ready after {timeout} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -267,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet = devices(args.data / "cameras", jpeg)
     token = secrets.token_urlsafe(18)
     work = Path(tempfile.mkdtemp(prefix="faceq-push-load-"))
-    service = Service(work / "var", token, args.inbox_workers)
+    service = Service(work, token, {"FACEQ_INBOX_WORKERS": str(args.inbox_workers)})
     try:
         service.wait_ready()
         stop_at = time.monotonic() + args.duration
