@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 
 import tornado.httpserver
+import tornado.web
 
 from app.application import make_app
 from app.auth import resolve_tokens
@@ -64,13 +65,21 @@ class Outcome:
     exit_code: int = 0
 
 
+def make_http_server(
+    app: tornado.web.Application, settings: Settings
+) -> tornado.httpserver.HTTPServer:
+    """The HTTP server for ``app``: its body cap leaves room for the larger of the two limits
+    (uploads, device pushes), which the handlers enforce per route with a JSON 413."""
+    limit = max(settings.max_body_bytes, settings.push_max_body_bytes) + 1024 * 1024
+    return tornado.httpserver.HTTPServer(
+        app, max_body_size=limit, idle_connection_timeout=75, body_timeout=120, xheaders=False
+    )
+
+
 async def run_server(settings: Settings, services: Services, announce: str) -> int:
     """Serve until SIGTERM/SIGINT, or until the models fail to load (exit code 2)."""
     app = make_app(services)
-    limit = max(settings.max_body_bytes, settings.push_max_body_bytes) + 1024 * 1024
-    server = tornado.httpserver.HTTPServer(
-        app, max_body_size=limit, idle_connection_timeout=75, body_timeout=120, xheaders=False
-    )
+    server = make_http_server(app, settings)
     server.listen(settings.port, settings.host)
     print(announce, flush=True)
     log.info("settings %s", settings_summary_json(settings))

@@ -8,11 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import tornado.httpserver
 import tornado.testing
 
 from app.application import make_app
-from app.server import build_services
+from app.server import build_services, make_http_server
 from app.services import Services
 from app.settings import Settings
 from models.pipeline import Pipeline
@@ -57,8 +56,7 @@ def start_server(
 
         async def main() -> None:
             app = make_app(services, extra_modules)
-            limit = max(settings.max_body_bytes, settings.push_max_body_bytes) + 1024 * 1024
-            server = tornado.httpserver.HTTPServer(app, max_body_size=limit)
+            server = make_http_server(app, settings)
             server.add_sockets([sock])
             box["stop_event"] = asyncio.Event()
             for hook in services.extras.get("on_start", []):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 from tests.app.push import samples
 from tests.live import TOKEN
@@ -46,3 +52,30 @@ def wait_until_processed(url: str, count: int, timeout: float = 180.0) -> list[d
             return events
         time.sleep(0.2)
     raise AssertionError(f"events not processed in {timeout} s: {events}")
+
+
+class BackgroundServer:
+    """A Tornado application on its own thread and event loop, bound to 127.0.0.1:``port``
+    (0 = any free port): the device or receiver at the other end of a test."""
+
+    def __init__(self, app: tornado.web.Application, port: int = 0) -> None:
+        sockets = bind_sockets(port, "127.0.0.1", family=socket.AF_INET)
+        self.port = sockets[0].getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            server = HTTPServer(app)
+            server.add_sockets(sockets)
+            self.loop.call_soon(ready.set)
+            self.loop.run_forever()
+            server.stop()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -3,10 +3,8 @@ and intake unaffected while the receiver is down."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,8 +12,6 @@ from typing import Any
 import pytest
 import requests
 import tornado.web
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 from app.camera import camera_of
 from app.push.forward import ForwardTuning
@@ -24,6 +20,7 @@ from tests.app.push import samples
 from tests.handlers.push_support import (
     ACCEPTED_FACE,
     HIKVISION_ACK,
+    BackgroundServer,
     get_event,
     push,
     wait_until_processed,
@@ -53,25 +50,10 @@ class Receiver:
                 receiver.delivered.append((event_id, json.loads(self.request.body)))
                 self.finish("ok")
 
-        sockets = bind_sockets(port, "127.0.0.1", family=socket.AF_INET)
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            server = HTTPServer(tornado.web.Application([(r"/hook", Hook)]))
-            server.add_sockets(sockets)
-            self.loop.call_soon(ready.set)
-            self.loop.run_forever()
-            server.stop()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
+        self.server = BackgroundServer(tornado.web.Application([(r"/hook", Hook)]), port)
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self.server.stop()
 
 
 def free_port() -> int:

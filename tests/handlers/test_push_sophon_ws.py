@@ -7,10 +7,7 @@ face JPEG inside, a frame that is not JSON, and a re-sent event.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +16,10 @@ import pytest
 import requests
 import tornado.web
 import tornado.websocket
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 from app.camera import camera_of
 from tests.app.push import samples
-from tests.handlers.push_support import get_event, wait_until_processed
+from tests.handlers.push_support import BackgroundServer, get_event, wait_until_processed
 from tests.live import make_settings, start_server
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.models]
@@ -54,31 +49,16 @@ class FakeBox:
         self.expected_config = expected_config
         self.frames = frames
         self.configs: list[dict[str, Any]] = []
-        sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-        self.port = sockets[0].getsockname()[1]
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            app = tornado.web.Application([(r"/", BoxHandler, {"box": self})])
-            server = HTTPServer(app)
-            server.add_sockets(sockets)
-            self.loop.call_soon(ready.set)
-            self.loop.run_forever()
-            server.stop()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
+        app = tornado.web.Application([(r"/", BoxHandler, {"box": self})])
+        self.server = BackgroundServer(app)
+        self.port = self.server.port
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/"
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self.server.stop()
 
 
 def frame(data_dir: Path, name: str) -> str:
