@@ -329,11 +329,7 @@ class Inbox:
         """
         table = store.events
         with self._lock, self._engine.begin() as conn:
-            status = conn.execute(
-                sa.select(table.c.status).where(table.c.id == event_id)
-            ).scalar_one_or_none()
-            if status is None:
-                raise KeyError(event_id)
+            status = _event_value(conn, table.c.status, event_id)
             if status == "done":
                 log.info("event %s was already completed", event_id)
                 return
@@ -372,11 +368,7 @@ class Inbox:
         """
         table = store.events
         with self._lock, self._engine.begin() as conn:
-            attempts = conn.execute(
-                sa.select(table.c.attempts).where(table.c.id == event_id)
-            ).scalar_one_or_none()
-            if attempts is None:
-                raise KeyError(event_id)
+            attempts = _event_value(conn, table.c.attempts, event_id)
             now = self._clock()
             values: dict[str, Any] = {"lease_owner": None, "lease_expires": None}
             values["error"] = error[:2000]
@@ -736,6 +728,16 @@ class Inbox:
         with self._engine.connect() as conn:
             query = sa.select(sa.func.count()).where(table.c.status == "pending")
             return int(conn.execute(query).scalar_one())
+
+
+def _event_value(conn: Connection, column: sa.Column[Any], event_id: str) -> Any:
+    """One column of one event; ``KeyError`` when there is no such event."""
+    value = conn.execute(
+        sa.select(column).where(store.events.c.id == event_id)
+    ).scalar_one_or_none()
+    if value is None:
+        raise KeyError(event_id)
+    return value
 
 
 def _dumps(value: Any) -> str:
