@@ -23,7 +23,7 @@ Runs, one after another so that nothing competes for the cores:
 
 Prints a table, then as its last line one JSON object with every figure.
 
-Usage: ``.venv/bin/python bench/run.py [--rounds 3] [--repeats 10] [--baseline-repeats 5]
+Usage: ``.venv/bin/python bench/run.py [--rounds 5] [--repeats 10] [--baseline-repeats 5]
 [--duration 30] [--clients 8] [--hopenet] [--no-parity] [--env FACEQ_X=1 ...]``; ``--quick``
 shrinks every count for a smoke run (one round).
 """
@@ -574,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
     parser.add_argument("--yardstick", type=Path, default=DEFAULT_YARDSTICK)
     parser.add_argument("--image", type=Path, action="append", default=[], help="extra image")
-    parser.add_argument("--rounds", type=int, default=3, help="yardstick/service rounds per image")
+    parser.add_argument("--rounds", type=int, default=5, help="yardstick/service rounds per image")
     parser.add_argument("--repeats", type=int, default=10, help="uploads per image and round")
     parser.add_argument("--baseline-repeats", type=int, default=5, help="yardstick REPEATS")
     parser.add_argument("--duration", type=float, default=30.0, help="load test seconds")
