@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 from mtcnn import MTCNN
 
 from models import detector as detector_module
@@ -248,6 +249,34 @@ def test_suppress_matches_the_package_nms(monkeypatch, pairs_per_block):
                 with np.errstate(divide="ignore", invalid="ignore"):
                     expected = package_nms(package_iou(boxes, method=method), threshold)
                 assert ours.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("name", ["pnet", "rnet", "onet"])
+def test_forwards_give_the_package_networks_values(detector, astronaut, name):
+    """The PReLU rewrite only changes speed: every output equals the package's own call."""
+    image = tf.constant(((astronaut.astype(np.float32) - 127.5) / 128.0)[np.newaxis])
+    if name == "pnet":
+        inputs = [tf.image.resize(image, [s, s], method="area") for s in (307, 154, 13)]
+    else:
+        # The face, a background patch and boxes reaching past the image's edges.
+        boxes = tf.constant(
+            [
+                [0.12, 0.35, 0.33, 0.52],
+                [0.6, 0.1, 0.8, 0.3],
+                [-0.1, -0.05, 0.2, 0.2],
+                [0.9, 0.85, 1.2, 1.1],
+            ]
+        )
+        size = 24 if name == "rnet" else 48
+        inputs = [tf.image.crop_and_resize(image, boxes, tf.zeros([4], tf.int32), [size, size])]
+    net = getattr(detector, f"_{name}")
+    forward = getattr(detector_module, f"{name}_forward")
+    for x in inputs:
+        ours, ref = forward(net, x), net(x, training=False)
+        assert len(ours) == len(ref) == (3 if name == "onet" else 2)
+        for a, b in zip(ours, ref, strict=True):
+            assert a.shape == b.shape
+            assert np.array_equal(a.numpy(), b.numpy())
 
 
 def test_each_network_is_compiled_once(detector):
