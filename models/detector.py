@@ -122,7 +122,12 @@ def _level_shape(height: int, width: int, scale: float) -> np.ndarray:
     return (np.asarray([height, width]) * np.float64(scale)).astype(np.int32)
 
 
-def suppress(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+def suppress(
+    boxes: np.ndarray,
+    threshold: float,
+    method: str = "union",
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
     """Return the indices of the boxes that mtcnn 1.0.0's ``nms`` keeps, ascending.
 
     Not greedy NMS: box ``j`` is dropped when *any* box before it (already dropped or not)
@@ -137,6 +142,9 @@ def suppress(boxes: np.ndarray, threshold: float, method: str = "union") -> np.n
         boxes: (N, 4) float64 ``x1, y1, x2, y2`` in rank order (best first).
         threshold: overlap above which the later box is dropped, >= 0.
         method: "union" or "min".
+        groups: optional (N,) integer labels: boxes are only compared within their group, as
+            if each group went through ``nms`` on its own (the PNet stage suppresses every
+            pyramid level on its own; one call for all levels saves a call per level).
 
     Returns:
         (K,) int64 indices into ``boxes``, ascending (so still in rank order).
@@ -148,9 +156,17 @@ def suppress(boxes: np.ndarray, threshold: float, method: str = "union") -> np.n
         return np.arange(n)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     area = (x2 - x1) * (y2 - y1)
-    order = np.argsort(x1, kind="stable")
-    # Partners of sorted box p: the boxes after it whose x1 lies before its x2.
-    end = np.searchsorted(x1[order], x2[order], side="left")
+    # Partners of sorted box p: the boxes after it (in its group) whose x1 lies before its x2.
+    if groups is None:
+        order = np.argsort(x1, kind="stable")
+        end = np.searchsorted(x1[order], x2[order], side="left")
+    else:
+        order = np.lexsort((x1, groups))
+        sorted_x1, sorted_x2 = x1[order], x2[order]
+        _, firsts = np.unique(groups[order], return_index=True)
+        end = np.empty(n, dtype=np.int64)
+        for lo, hi in itertools.pairwise([*firsts.tolist(), n]):
+            end[lo:hi] = lo + np.searchsorted(sorted_x1[lo:hi], sorted_x2[lo:hi], side="left")
     counts = np.maximum(end - np.arange(n) - 1, 0)
     ends = np.cumsum(counts)
     dropped = np.zeros(n, dtype=bool)
@@ -211,40 +227,57 @@ def _refine(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def _pnet_candidates(
-    reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float
-) -> np.ndarray:
-    """Decode one level's PNet maps into rank-ordered boxes in image pixels (package math).
+    probs: np.ndarray,
+    regs: np.ndarray,
+    out_shapes: np.ndarray,
+    scales: list[float],
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every level's PNet maps into boxes in image pixels, with the package's math.
 
     Args:
-        reg: (h, w, 4) float32 box regression of one level.
-        prob: (h, w) float32 face probability of one level.
-        scale: the level's scale.
+        probs: (M,) float32 face probabilities of all levels, each flattened row-major.
+        regs: (M, 4) float32 box regressions, same layout.
+        out_shapes: (L, 2) PNet output (h, w) per level.
+        scales: the L levels' scales.
         threshold: PNet score threshold (strictly greater passes).
 
     Returns:
-        (K, 6) float64 rows ``[0, x1, y1, x2, y2, score]``, best first.
+        (K, 6) float64 rows ``[0, x1, y1, x2, y2, score]`` level by level, each level ranked
+        best first exactly as the package ranks it (``np.argsort`` of the level's scores,
+        reversed), and the (K,) level of each row.
     """
-    ys, xs = np.where(prob > threshold)
-    if ys.size == 0:
-        return np.empty((0, 6))
-    r = reg[ys, xs]
+    sizes = out_shapes.prod(axis=1)
+    ends = np.cumsum(sizes)
+    hits = np.flatnonzero(probs > threshold)  # level by level, row-major: the package's order
+    if hits.size == 0:
+        return np.empty((0, 6)), np.empty(0, dtype=np.int64)
+    level = np.searchsorted(ends, hits, side="right")
+    pos = hits - (ends - sizes)[level]
+    width = out_shapes[level, 1]
+    ys, xs = pos // width, pos % width
+    r = regs[hits]
     span = _CELL - 1
     left, top = xs * _STRIDE + 1, ys * _STRIDE + 1
     right, bottom = xs * _STRIDE + _CELL, ys * _STRIDE + _CELL
     boxes = np.stack(
         [
-            np.zeros(ys.size),
+            np.zeros(hits.size),
             left + r[:, 0].astype(np.float64) * span,
             top + r[:, 1].astype(np.float64) * span,
             right + r[:, 2].astype(np.float64) * span,
             bottom + r[:, 3].astype(np.float64) * span,
-            prob[ys, xs],
+            probs[hits],
         ],
         axis=1,
     )
-    boxes = _sort_by_score(boxes)
-    boxes[:, 1:5] = boxes[:, 1:5] / np.float64(scale)
-    return boxes
+    bounds = np.searchsorted(level, np.arange(len(scales) + 1))
+    order = np.concatenate(
+        [lo + np.argsort(boxes[lo:hi, 5])[::-1] for lo, hi in itertools.pairwise(bounds)]
+    )
+    boxes, level = boxes[order], level[order]
+    boxes[:, 1:5] = boxes[:, 1:5] / np.asarray(scales, dtype=np.float64)[level][:, np.newaxis]
+    return boxes, level
 
 
 def _check_min_face_size(value: object) -> int:
@@ -408,18 +441,9 @@ class MTCNNDetector:
         probs, regs = probs.numpy(), regs.numpy()
         # PNet output size per level: valid 3x3 conv, 2x2/2 "same" pool, two valid 3x3 convs.
         out_shapes = (shapes - 2 + 1) // 2 - 4
-        ends = np.cumsum(out_shapes.prod(axis=1))
-        per_level = []
-        for scale, (h, w), end in zip(scales, out_shapes, ends, strict=True):
-            start = end - h * w
-            boxes = _pnet_candidates(
-                regs[start:end].reshape(h, w, 4),
-                probs[start:end].reshape(h, w),
-                scale,
-                self.thresholds[0],
-            )
-            per_level.append(boxes[suppress(boxes[:, 1:5], _NMS_PNET_LEVEL)])
-        boxes = _sort_by_score(np.concatenate(per_level, axis=0))
+        boxes, level = _pnet_candidates(probs, regs, out_shapes, scales, self.thresholds[0])
+        # Each level suppressed on its own (one call for all), then all levels together.
+        boxes = _sort_by_score(boxes[suppress(boxes[:, 1:5], _NMS_PNET_LEVEL, groups=level)])
         boxes = boxes[suppress(boxes[:, 1:5], _NMS_PNET_ALL)]
         return normalized, _to_square(boxes)
 

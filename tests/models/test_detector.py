@@ -251,6 +251,26 @@ def test_suppress_matches_the_package_nms(monkeypatch, pairs_per_block):
                 assert ours.tolist() == expected.tolist()
 
 
+@pytest.mark.parametrize("pairs_per_block", [1 << 20, 7])
+def test_grouped_suppress_is_each_group_on_its_own(monkeypatch, pairs_per_block):
+    monkeypatch.setattr(detector_module, "_PAIRS_PER_BLOCK", pairs_per_block)
+    rng = np.random.default_rng(11)
+    n = 300
+    xy = rng.uniform(0, 120, (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 50, (n, 2))], axis=1)
+    boxes[7] = boxes[8] = boxes[3]  # exact duplicates
+    groups = rng.integers(0, 6, n)
+    groups[7], groups[8] = groups[3], (groups[3] + 1) % 6  # one in its group, one in another
+    expected = []
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        expected += members[suppress(boxes[members], 0.5)].tolist()
+    ours = suppress(boxes, 0.5, groups=groups)
+    assert ours.tolist() == sorted(expected)
+    # Without groups every pair counts, so fewer boxes survive on these crowded boxes.
+    assert len(suppress(boxes, 0.5)) < len(ours)
+
+
 @pytest.mark.parametrize("name", ["pnet", "rnet", "onet"])
 def test_forwards_give_the_package_networks_values(detector, astronaut, name):
     """The PReLU rewrite only changes speed: every output equals the package's own call."""
