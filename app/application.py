@@ -29,7 +29,7 @@ def scrub_path(path: str) -> str:
     return _PUSH_TOKEN.sub(r"\1***", path.split("?", 1)[0])
 
 
-def log_request(handler: tornado.web.RequestHandler, metrics: Metrics | None = None) -> None:
+def log_request(handler: tornado.web.RequestHandler, metrics: Metrics) -> None:
     """One line per request: method, route, handler, status, duration, image id; probes at DEBUG.
 
     The same fields ride on the record as ``extra`` attributes for structured formatters. The
@@ -39,10 +39,9 @@ def log_request(handler: tornado.web.RequestHandler, metrics: Metrics | None = N
     name = type(handler).__name__
     seconds = handler.request.request_time()
     method = handler.request.method or "-"
-    if metrics is not None:
-        # Clients choose the method string; keep the label set bounded.
-        known = method if method in handler.SUPPORTED_METHODS else "other"
-        metrics.observe_request(known, name, status, seconds)
+    # Clients choose the method string; keep the label set bounded.
+    known = method if method in handler.SUPPORTED_METHODS else "other"
+    metrics.observe_request(known, name, status, seconds)
     if name in _PROBES:
         level = logging.DEBUG  # probes every few seconds would drown the log
     elif status >= 500 and status != 503:

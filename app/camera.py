@@ -331,15 +331,9 @@ class CameraService:
         self.inbox.complete(event_id, [o.report for o in outcomes], forward=forward)
 
     def _record_metrics(self, source: str, outcomes: list[ImageOutcome]) -> None:
-        metrics = getattr(self.services, "metrics", None)
-        if metrics is None or not hasattr(metrics, "record_image"):
-            return
         for outcome in outcomes:
             if outcome.assessed:
-                try:
-                    metrics.record_image(source, outcome.timing_ms, outcome.reasons)
-                except ValueError:  # a source the metrics do not know: bounded labels win
-                    log.debug("no image metric for source %s", source)
+                self.services.metrics.record_image(source, outcome.timing_ms, outcome.reasons)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -393,12 +387,9 @@ def install(services: Services, tuning: CameraTuning | None = None) -> CameraSer
     details["camera"] = camera.details
     if camera.subscriber is not None:
         details["sophon_ws"] = camera.sophon_ws_state
-    metrics = getattr(services, "metrics", None)
-    if metrics is not None and hasattr(metrics, "track_inbox_backlog"):
-        metrics.track_inbox_backlog(lambda: camera.backlog)
-    registry = getattr(metrics, "registry", None)
-    if camera.subscriber is not None and registry is not None:
-        _track_sophon_ws(registry, camera.subscriber)
+    services.metrics.track_inbox_backlog(lambda: camera.backlog)
+    if camera.subscriber is not None:
+        _track_sophon_ws(services.metrics.registry, camera.subscriber)
     return camera
 
 

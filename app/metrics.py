@@ -24,9 +24,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from models.pipeline import REASONS, Assessment
+from app.push.event import SOURCES as PUSH_SOURCES
+from models.pipeline import REASONS
 
-SOURCES: tuple[str, ...] = ("upload", "eventinfo", "hikvision", "sophon_http", "sophon_ws")
+SOURCES: tuple[str, ...] = ("upload", *PUSH_SOURCES)
 STAGES: tuple[str, ...] = ("decode", "detect", "align", "blur", "pose", "encode")
 VERDICTS: tuple[str, ...] = ("accepted", "rejected")
 MODELS: tuple[str, ...] = ("detector", "pose")
@@ -146,16 +147,6 @@ class Metrics:
             for reason in failed:
                 if reason in REASONS:  # bounded label set
                     self.rejections.labels(reason).inc()
-
-    def record_assessment(
-        self, source: str, assessment: Assessment, timing_ms: Mapping[str, float] | None = None
-    ) -> None:
-        """``record_image`` for an ``Assessment``; ``timing_ms`` may add the report's encode."""
-        self.record_image(
-            source,
-            assessment.timing_ms if timing_ms is None else timing_ms,
-            (face.reasons for face in assessment.faces),
-        )
 
     def exposition(self) -> bytes:
         """Return the registry in the Prometheus text format (``CONTENT_TYPE_LATEST``)."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.metrics import SOURCES
+from app.metrics import STAGES
+from app.push.event import SOURCES
+from app.push.inbox import VERDICTS
 from models.pipeline import OVERRIDE_BOUNDS, REASONS
-from models.report import IMAGE_OPTIONS
+from models.report import FLAG_VALUES, IMAGE_OPTIONS
 
-FLAG_VALUES = ("0", "1", "true", "false", "yes", "no")
 # Which Settings field each query override defaults from (documented in the parameter).
 _OVERRIDE_DOCS = {
     "face_threshold": "Minimum MTCNN confidence (default: setting face_threshold).",
@@ -114,7 +115,6 @@ def _schemas() -> dict[str, Any]:
         "description": "Every gate the face failed, in this order.",
     }
     count = {"type": "integer", "minimum": 0}
-    stages = ("decode", "detect", "align", "blur", "pose", "encode")
     report_props: dict[str, Any] = {
         "image_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
         "face_total": {**count, "description": "All detections."},
@@ -139,8 +139,8 @@ def _schemas() -> dict[str, Any]:
         "pose_estimator": {"type": "string", "enum": ["whenet", "hopenet"]},
         "timing_ms": {
             "type": "object",
-            "properties": {s: {"type": "number", "minimum": 0} for s in stages},
-            "required": list(stages),
+            "properties": {s: {"type": "number", "minimum": 0} for s in STAGES},
+            "required": list(STAGES),
             "description": "Milliseconds per stage.",
         },
     }
@@ -148,7 +148,7 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "id": {"type": "string"},
-            "source": {"type": "string", "enum": list(SOURCES[1:])},
+            "source": {"type": "string", "enum": list(SOURCES)},
             "received_at": {"type": "string", "format": "date-time"},
             "status": {"type": "string", "enum": ["pending", "done", "failed"]},
             "images": count,
@@ -573,12 +573,12 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                     {
                         "name": "source",
                         "in": "query",
-                        "schema": {"type": "string", "enum": list(SOURCES[1:])},
+                        "schema": {"type": "string", "enum": list(SOURCES)},
                     },
                     {
                         "name": "verdict",
                         "in": "query",
-                        "schema": {"type": "string", "enum": ["accepted", "rejected", "no_face"]},
+                        "schema": {"type": "string", "enum": list(VERDICTS)},
                     },
                 ],
                 "responses": {

@@ -17,7 +17,7 @@ from app.application import make_app
 from app.auth import resolve_tokens
 from app.camera import install as install_camera
 from app.executor import ModelExecutor
-from app.metrics import Metrics
+from app.metrics import MODELS
 from app.models_state import ModelState, default_policy
 from app.runtime import configure_logging, configure_threads
 from app.services import Services
@@ -35,10 +35,9 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
         executor=ModelExecutor(settings.executor_workers, settings.queue_size),
         models=ModelState(),
         policy=default_policy(settings),
-        metrics=Metrics(),
     )
     services.metrics.track_queue_depth(lambda: services.executor.in_flight)
-    for model in ("detector", "pose"):  # loaded and warmed together by ModelState.load
+    for model in MODELS:  # loaded and warmed together by ModelState.load
         services.metrics.track_model_ready(model, lambda: services.models.ready)
     install_camera(services)  # inbox, workers, SE subscriber, forwarder: hooks in extras
     return services, generated

@@ -14,11 +14,10 @@ from app.metrics import Metrics
 from handlers.base import ApiError, StreamedBodyHandler, error_body
 from models.decode import ImageError
 from models.pipeline import Pipeline, Policy
-from models.report import IMAGE_OPTIONS, ReportOptions, build_report
+from models.report import FLAG_VALUES, IMAGE_OPTIONS, ReportOptions, build_report
 
 # Bodies up to this size are parsed on the IOLoop (1 MB: well under a millisecond).
 PARSE_INLINE_BYTES = 1024 * 1024
-_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def _dumps(obj: Any) -> bytes:
@@ -32,13 +31,13 @@ def report_for(
     data: bytes,
     policy: Policy,
     options: ReportOptions,
-    metrics: Metrics | None = None,
+    metrics: Metrics,
 ) -> dict[str, Any]:
     """Assess one file, build its report and count it in the metrics (runs on the executor)."""
     assessment = pipeline.assess(data, policy)
     report = build_report(assessment, options, pipeline.spare_pool())
-    if metrics is not None:  # the report's timing_ms includes the encode stage
-        metrics.record_image("upload", report["timing_ms"], (f.reasons for f in assessment.faces))
+    # The report's timing_ms includes the encode stage.
+    metrics.record_image("upload", report["timing_ms"], (f.reasons for f in assessment.faces))
     return report
 
 
@@ -47,7 +46,7 @@ def assess_one(
     data: bytes,
     policy: Policy,
     options: ReportOptions,
-    metrics: Metrics | None = None,
+    metrics: Metrics,
 ) -> tuple[str, bytes]:
     """Run the pipeline on one file; return its image id and JSON report (runs on the executor)."""
     report = report_for(pipeline, data, policy, options, metrics)
@@ -60,7 +59,7 @@ def assess_many(
     policy: Policy,
     options: ReportOptions,
     max_image_bytes: int,
-    metrics: Metrics | None = None,
+    metrics: Metrics,
 ) -> tuple[list[str], bytes]:
     """Assess several files in order; a bad file becomes an error entry (runs on the executor).
 
@@ -122,9 +121,9 @@ class UploadHandler(StreamedBodyHandler):
         flags = {}
         for name in ("mark", "rejected"):
             raw = self.get_query_argument(name, "1").strip().lower()
-            if raw not in _FLAGS:
+            if raw not in FLAG_VALUES:
                 raise ApiError(400, "bad_parameter", f"{name} must be 0 or 1")
-            flags[name] = _FLAGS[raw]
+            flags[name] = FLAG_VALUES[raw]
         return ReportOptions(images=images, mark=flags["mark"], rejected=flags["rejected"])
 
     def _policy(self) -> Policy:

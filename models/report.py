@@ -16,6 +16,8 @@ from models.pipeline import Assessment, FaceResult, count_by_first_gate
 from models.png import encode_png
 
 IMAGE_OPTIONS = ("all", "aligned", "none")
+# Values of the on/off query flags (``mark``, ``rejected``).
+FLAG_VALUES = {"0": False, "1": True, "true": True, "false": False, "yes": True, "no": False}
 # From this many faces with pictures on, a given pool encodes them side by side: 39 faces of
 # famous-selfie took 11 ms instead of 15 on 2 cores (base64 and the dicts keep the GIL).
 PARALLEL_FROM = 4
