@@ -32,7 +32,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -41,7 +40,8 @@ from app.runtime import configure_logging, configure_threads
 from app.settings import SettingsError, load_settings
 from models.decode import ImageError, decode_image
 from models.pipeline import REASONS, Assessment, Pipeline, Policy
-from models.report import face_entry, mark_image
+from models.png import encode_png
+from models.report import face_entry, marked_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +167,7 @@ def read_done(report: Path) -> set[str]:
             done.add(path)
             kept.append(line)
     if torn:
-        tmp = report.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, report)
+        _write_atomic(report, "".join(kept).encode("utf-8"))
         log.warning("dropped an incomplete line from %s", report)
     return done
 
@@ -192,22 +190,10 @@ def _clear_previous(out_dir: Path) -> None:
     report.unlink()
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:  # pragma: no cover - only for empty arrays, which the pipeline never makes
-        raise ValueError(f"cannot encode {path.name}")
+def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)  # a crop is either whole or absent
-
-
-def _write_jpeg(path: Path, bgr: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:  # pragma: no cover
-        raise ValueError(f"cannot encode {path.name}")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # a file is either whole or absent
 
 
 def _decode(path: Path, max_pixels: int) -> tuple[np.ndarray, float]:
@@ -394,12 +380,12 @@ def _assess_one(
     for index, face in enumerate(assessment.faces):
         if face.accepted:
             crop = Path("accepted") / f"{name}_{index}.png"
-            _write_png(options.out_dir / crop, face.aligned)
+            _write_atomic(options.out_dir / crop, encode_png(face.aligned))
             crops[index] = crop.as_posix()
     marked = None
     if options.marked:
         marked = (Path("marked") / f"{name}.jpg").as_posix()
-        _write_jpeg(options.out_dir / marked, mark_image(assessment))
+        _write_atomic(options.out_dir / marked, marked_jpeg(assessment))
     summary.images_done += 1
     summary.faces_found += len(assessment.faces)
     summary.faces_accepted += len(assessment.accepted)

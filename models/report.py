@@ -35,11 +35,15 @@ class ReportOptions:
     rejected: bool = True  # the list of rejected faces with their reasons
 
 
-def _b64(ext: str, bgr: np.ndarray, params: list[int] | None = None) -> str:
+def _encode(ext: str, bgr: np.ndarray, params: list[int] | None = None) -> bytes:
     ok, buf = cv2.imencode(ext, bgr, params or [])
     if not ok:  # pragma: no cover - OpenCV fails only on empty arrays, which we never pass
         raise ValueError(f"cannot encode {ext}")
-    return base64.b64encode(buf).decode("ascii")
+    return buf.tobytes()
+
+
+def _b64(ext: str, bgr: np.ndarray, params: list[int] | None = None) -> str:
+    return base64.b64encode(_encode(ext, bgr, params)).decode("ascii")
 
 
 def _b64_png(rgb: np.ndarray) -> str:
@@ -110,8 +114,13 @@ def mark_image(assessment: Assessment) -> np.ndarray:
     return bgr
 
 
+def marked_jpeg(assessment: Assessment) -> bytes:
+    """Return ``mark_image`` as JPEG (quality 90), as the report and ``scan --marked`` carry it."""
+    return _encode(".jpg", mark_image(assessment), [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
 def _b64_mark(assessment: Assessment) -> str:
-    return _b64(".jpg", mark_image(assessment), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return base64.b64encode(marked_jpeg(assessment)).decode("ascii")
 
 
 def build_report(

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
-
 from app.push.event import PushedImage
 from models.decode import ImageError
 from models.pipeline import Pipeline, Policy
+from models.png import encode_png
 from models.report import ReportOptions, build_report
 
 # Stored reports carry no base64 pictures: crops are files, served by /events/<id>/faces/.
@@ -46,14 +45,6 @@ def error_entry(
     }
 
 
-def aligned_png(aligned_rgb: Any) -> bytes:
-    """Encode a (112, 112, 3) RGB aligned face as PNG."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(aligned_rgb, cv2.COLOR_RGB2BGR))
-    if not ok:  # pragma: no cover - OpenCV fails only on empty arrays
-        raise ValueError("cannot encode the aligned face")
-    return buf.tobytes()
-
-
 def assess_pushed(
     pipeline: Pipeline, image: PushedImage, index: int, policy: Policy, max_image_bytes: int
 ) -> ImageOutcome:
@@ -80,6 +71,6 @@ def assess_pushed(
         return ImageOutcome(entry, assessed=False)
     report = build_report(assessment, REPORT_OPTIONS)
     report.update(index=index, role=image.role, name=image.name)
-    crops = tuple((f.face_id, aligned_png(f.aligned)) for f in assessment.accepted)
+    crops = tuple((f.face_id, encode_png(f.aligned)) for f in assessment.accepted)
     reasons = tuple(f.reasons for f in assessment.faces)
     return ImageOutcome(report, crops, reasons, True, dict(report["timing_ms"]))
