@@ -303,8 +303,6 @@ class CameraService:
                 accepted > 0 or not settings.forward_accepted_only
             )
             await self.run_db(self._finish, event.event_id, outcomes, forward)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             log.exception("event %s failed (attempt %d)", event.event_id, event.attempts)
             with contextlib.suppress(Exception):
@@ -331,9 +329,10 @@ class CameraService:
         self.inbox.complete(event_id, [o.report for o in outcomes], forward=forward)
 
     def _record_metrics(self, source: str, outcomes: list[ImageOutcome]) -> None:
+        record = self.services.metrics.record_image
         for outcome in outcomes:
             if outcome.assessed:
-                self.services.metrics.record_image(source, outcome.timing_ms, outcome.reasons)
+                record(source, outcome.report["timing_ms"], outcome.reasons)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -367,7 +366,6 @@ class CameraService:
         }
         if self.forwarder is not None:
             forward = self.forwarder.state()
-            forward.pop("url", None)  # /readyz is public; the target stays private
             out["forward"] = {"backlog": self.forward_backlog, **forward}
         return out
 

@@ -37,14 +37,13 @@ class PushAccess:
         self._networks: dict[str, tuple[IPNetwork, ...]] = {}
         used: set[str] = set()
         for token in self._tokens:
-            digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
-            nets: list[IPNetwork] = []
-            for key, cidrs in allow.items():
-                if digest.startswith(key.lower()):
-                    used.add(key)
-                    nets.extend(ipaddress.ip_network(c, strict=False) for c in cidrs)
-            if any(digest.startswith(k.lower()) for k in allow):
-                self._networks[token] = tuple(nets)
+            digest = token_fingerprint(token, 64)
+            keys = [key for key in allow if digest.startswith(key.lower())]
+            if keys:  # listed: only these networks (none at all means denied)
+                used.update(keys)
+                self._networks[token] = tuple(
+                    ipaddress.ip_network(c, strict=False) for key in keys for c in allow[key]
+                )
         for key in set(allow) - used:
             log.warning("push allow-list entry %s matches no configured token", key)
 

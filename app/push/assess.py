@@ -7,7 +7,7 @@ model call). An image the decoder refuses becomes an error entry for that image,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.push.event import PushedImage
@@ -23,13 +23,16 @@ REPORT_OPTIONS = ReportOptions(images="none", mark=False, rejected=True)
 @dataclass(frozen=True)
 class ImageOutcome:
     """The stored report of one image, the PNG crops of its accepted faces, and the reasons
-    of every detected face (for the metrics); ``assessed`` is False for an error entry."""
+    of every detected face (for the metrics)."""
 
     report: dict[str, Any]
     crops: tuple[tuple[str, bytes], ...] = ()
     reasons: tuple[tuple[str, ...], ...] = ()
-    assessed: bool = True
-    timing_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def assessed(self) -> bool:
+        """False for an error entry (the image could not be assessed)."""
+        return "error" not in self.report
 
 
 def error_entry(
@@ -63,14 +66,14 @@ def assess_pushed(
     if image.size > max_image_bytes:
         message = f"the image is larger than {max_image_bytes} bytes"
         entry = error_entry(index, image, "image_too_large", message, 413)
-        return ImageOutcome(entry, assessed=False)
+        return ImageOutcome(entry)
     try:
         assessment = pipeline.assess(image.data, policy)
     except ImageError as exc:
         entry = error_entry(index, image, exc.code, exc.message, exc.status)
-        return ImageOutcome(entry, assessed=False)
+        return ImageOutcome(entry)
     report = build_report(assessment, REPORT_OPTIONS)
     report.update(index=index, role=image.role, name=image.name)
     crops = tuple((f.face_id, encode_png(f.aligned)) for f in assessment.accepted)
     reasons = tuple(f.reasons for f in assessment.faces)
-    return ImageOutcome(report, crops, reasons, True, dict(report["timing_ms"]))
+    return ImageOutcome(report, crops, reasons)

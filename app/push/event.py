@@ -71,6 +71,13 @@ def image_complete(data: bytes) -> bool:
     return False
 
 
+def iso_utc(epoch: float | None) -> str | None:
+    """Return a Unix time as ISO 8601 UTC with milliseconds (None stays None)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
 def sha256_hex(data: bytes) -> str:
     """Return the hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
@@ -53,15 +52,6 @@ def shape_payload(event: dict[str, Any], accepted_only: bool) -> dict[str, Any]:
         if isinstance(report, dict):
             report.pop("rejected", None)
     return shaped
-
-
-def scrub_url(url: str) -> str:
-    """Return ``url`` without user info or query (either may hold a secret) for logs."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class Forwarder:
@@ -101,7 +91,6 @@ class Forwarder:
         """What ``/readyz`` shows about forwarding (the backlog is added by the caller)."""
         last = self.last_sent_at
         return {
-            "url": scrub_url(self._url),
             "sent": self.sent,
             "failures": self.failures,
             "last_error": self.last_error,
@@ -115,8 +104,6 @@ class Forwarder:
             while not self._stopping:
                 try:
                     delivered = await self._round()
-                except asyncio.CancelledError:
-                    raise
                 except Exception:
                     log.exception("forwarding round failed")
                     delivered = 0
@@ -180,8 +167,6 @@ class Forwarder:
         )
         try:
             response = await self._client.fetch(request, raise_error=False)
-        except asyncio.CancelledError:
-            raise
         except (OSError, HTTPClientError, ValueError) as exc:  # DNS, refused, TLS, bad URL
             return f"{type(exc).__name__}: {exc}"[:300]
         if 200 <= response.code < 300:

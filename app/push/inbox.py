@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from app.push import store
-from app.push.event import CameraEvent, PushedImage, sha256_hex
+from app.push.event import CameraEvent, PushedImage, iso_utc, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -482,7 +482,7 @@ class Inbox:
                 "kind": row.kind,
                 "dedupe_key": row.dedupe_key,
                 "attempts": int(row.attempts),
-                "finished_at": _iso(row.finished_at),
+                "finished_at": iso_utc(row.finished_at),
                 "error": row.error,
                 "metadata": json.loads(row.metadata_json),
                 "image_files": [
@@ -718,8 +718,8 @@ class Inbox:
             "status": row.status,
             "attempts": int(row.attempts),
             "last_error": row.last_error,
-            "next_attempt_at": _iso(row.next_attempt_at) if row.status == "pending" else None,
-            "sent_at": _iso(row.sent_at),
+            "next_attempt_at": iso_utc(row.next_attempt_at) if row.status == "pending" else None,
+            "sent_at": iso_utc(row.sent_at),
         }
 
     def forward_backlog(self) -> int:
@@ -744,18 +744,12 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
-
-
 def _summary(row: Row[Any]) -> dict[str, Any]:
     done = row.status == "done"
     return {
         "id": row.id,
         "source": row.source,
-        "received_at": _iso(row.received_at),
+        "received_at": iso_utc(row.received_at),
         "status": "pending" if row.status in ("pending", "processing") else row.status,
         "images": int(row.image_count),
         "faces_accepted": row.faces_accepted if done else None,

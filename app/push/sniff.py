@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from app.push import multipart
+from app.push import hikvision, multipart
 from app.push.fields import (
     load_json,
     looks_like_json,
@@ -28,17 +28,7 @@ from app.push.sophon import EVENT_KEYS as SOPHON_KEYS
 
 Kind = Literal["eventinfo", "hikvision", "sophon_http"]
 
-HIKVISION_PARTS = frozenset(
-    {
-        "alarmresult",
-        "facecapture",
-        "accesscontrollerevent",
-        "event_log",
-        "event_type",
-        "movedetection.xml",
-        "eventnotificationalert",
-    }
-)
+HIKVISION_PARTS = hikvision.KNOWN_PART_NAMES | {"movedetection.xml", "eventnotificationalert"}
 
 
 def detect_kind(body: bytes, content_type: str | None) -> Kind | None:

@@ -20,7 +20,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,7 +27,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection, WebSocketError, websocket_connect
 
 from app.push import sophon
-from app.push.event import CameraEvent
+from app.push.event import CameraEvent, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +168,7 @@ class SophonWsSubscriber:
             {
                 "url": _scrub_url(link.target.url),
                 "connected": link.connected,
-                "last_event_at": _iso(link.last_event_at),
+                "last_event_at": iso_utc(link.last_event_at),
                 "reconnects": link.reconnects,
                 "last_error": link.last_error,
                 "events": link.events,
@@ -202,8 +201,6 @@ class SophonWsSubscriber:
                 ping_interval=self._ping_interval,
                 max_message_size=self._max_message_size,
             )
-        except asyncio.CancelledError:
-            raise
         except NETWORK_ERRORS as exc:
             link.last_error = _describe(exc)
             return False
@@ -220,8 +217,6 @@ class SophonWsSubscriber:
             if not self._stopping:
                 code = connection.close_code
                 link.last_error = "connection closed" + (f" (code {code})" if code else "")
-        except asyncio.CancelledError:
-            raise
         except NETWORK_ERRORS as exc:
             link.last_error = _describe(exc)
         except Exception as exc:  # unexpected, but the subscription must live on
@@ -252,8 +247,6 @@ class SophonWsSubscriber:
             link.last_event_at = self._clock()
             try:
                 await self._on_event(event)
-            except asyncio.CancelledError:
-                raise
             except Exception:  # the next event must still be delivered
                 log.exception("sophon ws %s: on_event failed", url)
 
@@ -269,12 +262,6 @@ class SophonWsSubscriber:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 def _scrub_url(url: str) -> str:

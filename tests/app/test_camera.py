@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from app.camera import parse_push
-from app.push.forward import scrub_url, shape_payload
+from app.push.forward import shape_payload
 from tests.app.push import samples
 
 HIK_JSON = json.dumps(
@@ -48,9 +48,3 @@ def test_accepted_only_payload_drops_rejected_faces_and_keeps_the_original() -> 
     assert shaped["reports"][1] == event["reports"][1]
     assert "rejected" in event["reports"][0]
     assert shape_payload(event, accepted_only=False) is event
-
-
-def test_forward_url_is_scrubbed_for_logs() -> None:
-    assert scrub_url("https://user:pw@hooks.example:8443/in?key=secret") == (
-        "https://hooks.example:8443/in"
-    )
