@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.ort import OrtNetwork
+from models.ort import OrtNetwork, run_in_chunks
 from models.pose import binned_expectation
 from models.types import Box, HeadPose
 
@@ -324,10 +324,7 @@ class HopenetEstimator:
         )
 
     def logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Run the network on a preprocessed (N, 3, 224, 224) batch; return numpy logits."""
-        if self._ort is not None:
-            yaw, pitch, roll = self._ort.run(batch)
-            return yaw, pitch, roll
+        """Run the torch network on a preprocessed (N, 3, 224, 224) batch; return numpy logits."""
         x = torch.from_numpy(batch)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -352,11 +349,7 @@ class HopenetEstimator:
         if self._ort is not None:
             yaw_l, pitch_l, roll_l = self._ort.run_chunked(batch, self.max_batch)
         else:
-            parts = [
-                self.logits(batch[i : i + self.max_batch])
-                for i in range(0, len(batch), self.max_batch)
-            ]
-            yaw_l, pitch_l, roll_l = (np.concatenate(head) for head in zip(*parts, strict=True))
+            yaw_l, pitch_l, roll_l = run_in_chunks(self.logits, batch, self.max_batch)
         yaw = binned_expectation(yaw_l, BIN_WIDTH, BIN_OFFSET)
         pitch = binned_expectation(pitch_l, BIN_WIDTH, BIN_OFFSET)
         roll = binned_expectation(roll_l, BIN_WIDTH, BIN_OFFSET)

@@ -20,7 +20,7 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -77,6 +77,16 @@ def _session(model: bytes, threads: int) -> ort.InferenceSession:
     options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3  # errors only: its warnings go to stderr, not logging
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_in_chunks(
+    run: Callable[[np.ndarray], Sequence[np.ndarray]], x: np.ndarray, chunk: int
+) -> list[np.ndarray]:
+    """Run ``x`` through ``run`` in chunks of at most ``chunk`` inputs, one after another;
+    return each output concatenated back in input order."""
+    chunk = max(1, chunk)
+    results = [run(x[i : i + chunk]) for i in range(0, len(x), chunk)]
+    return [np.concatenate(out) for out in zip(*results, strict=True)]
 
 
 class OrtNetwork:
@@ -151,11 +161,9 @@ class OrtNetwork:
             feeds = [
                 {"x": np.ascontiguousarray(x[i : i + 1], dtype=self.dtype)} for i in range(len(x))
             ]
-            if shared or self._pool is None:
+            if shared:
                 results = [single.run(self.outputs, feed) for feed in feeds]
             else:
                 results = list(self._pool.map(lambda f: single.run(self.outputs, f), feeds))
-        else:
-            chunk = max(1, chunk)
-            results = [self.run(x[i : i + chunk]) for i in range(0, len(x), chunk)]
-        return [np.concatenate(out) for out in zip(*results, strict=True)]
+            return [np.concatenate(out) for out in zip(*results, strict=True)]
+        return run_in_chunks(self.run, x, chunk)

@@ -91,15 +91,18 @@ class Policy:
             changes[f.name] = int(value) if f.name == "min_face_px" else value
         return replace(self, **changes) if changes else self
 
+    def too_small(self, face: Face) -> bool:
+        """Whether the face's box is under ``min_face_px`` on its shorter side (0: never)."""
+        return bool(self.min_face_px) and min(face.box[2], face.box[3]) < self.min_face_px
+
     def needs_pose(self, face: Face) -> bool:
         """Whether the face passes the gates that come before pose (size and confidence)."""
-        too_small = bool(self.min_face_px) and min(face.box[2], face.box[3]) < self.min_face_px
-        return not too_small and face.confidence >= self.face_threshold
+        return not self.too_small(face) and face.confidence >= self.face_threshold
 
     def reasons(self, face: Face, blur: float, pose: HeadPose | None) -> tuple[str, ...]:
         """Every gate this face fails, in ``REASONS`` order (pose gates only when measured)."""
         out = []
-        if self.min_face_px and min(face.box[2], face.box[3]) < self.min_face_px:
+        if self.too_small(face):
             out.append("too_small")
         if face.confidence < self.face_threshold:
             out.append("low_confidence")

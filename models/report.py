@@ -141,17 +141,17 @@ def build_report(
     if options.mark and pool is not None:
         mark = pool.submit(_b64_mark, assessment)
     faces = list(assessment.accepted)
+    accepted = len(faces)
     if options.rejected:
         faces += assessment.rejected
     if pool is not None and options.images != "none" and len(faces) >= PARALLEL_FROM:
         entries = list(pool.map(lambda f: face_entry(f, image, options.images), faces))
     else:
         entries = [face_entry(f, image, options.images) for f in faces]
-    accepted = len(assessment.accepted)
     report: dict[str, Any] = {
         "image_id": assessment.image_id,
         "face_total": len(assessment.faces),
-        "face_efficient_total_resp": len(assessment.accepted),
+        "face_efficient_total_resp": accepted,
         "face_confidence_neglect_total_resp": counts["confidence"],
         "face_blur_neglect_total_resp": counts["blur"],
         "face_hopenet_neglect_total_resp": counts["pose"],

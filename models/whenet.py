@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.ort import OrtNetwork
+from models.ort import OrtNetwork, run_in_chunks
 from models.pose import binned_expectation
 from models.types import Box, HeadPose
 
@@ -498,9 +498,7 @@ class WHENetEstimator:
         if self._ort is not None:
             logits = self._ort.run_chunked(crops, step)[0]
         else:
-            logits = np.concatenate(
-                [self._logits(crops[i : i + step]) for i in range(0, len(crops), step)]
-            )
+            logits = run_in_chunks(lambda c: [self._logits(c)], crops, step)[0]
         yaw = binned_expectation(logits[:, :YAW_BINS], YAW_BIN_WIDTH, YAW_OFFSET)
         pitch = binned_expectation(
             logits[:, YAW_BINS : YAW_BINS + PR_BINS], PR_BIN_WIDTH, PR_OFFSET
