@@ -17,6 +17,7 @@ from app.settings import Settings
 from models.pipeline import Pipeline
 
 TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": TOKEN}
 
 
 @dataclass

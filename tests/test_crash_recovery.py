@@ -27,7 +27,7 @@ from app.push import eventinfo, hikvision
 from app.push.inbox import Inbox
 from tests.app.push import samples
 from tests.conftest import ROOT
-from tests.handlers.push_support import AUTH, EVENTINFO_ACK, get_event, list_events
+from tests.handlers.push_support import AUTH, EVENTINFO_ACK, get_event, list_events, push
 from tests.live import TOKEN
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.models]
@@ -128,18 +128,9 @@ def wait_done(service: Service, count: int, timeout: float = 180.0) -> list[dict
     raise AssertionError(f"not all done: {events}\n{service.tail()}")
 
 
-def post(service: Service, path: str, sample: samples.Sample) -> requests.Response:
-    return requests.post(
-        f"{service.url}/push/{TOKEN}{path}",
-        data=sample.body,
-        headers={"Content-Type": sample.content_type or ""},
-        timeout=60,
-    )
-
-
 def test_pushes_survive_sigkill_and_run_exactly_once(data_dir: Path, tmp_path: Path) -> None:
     var = tmp_path / "var"
-    jpeg = (data_dir / samples.FACE_JPEG).read_bytes()
+    jpeg = samples.face_jpeg(data_dir)
     first = samples.load(data_dir / "cameras" / "A_eventinfo_face_pct2B.http", jpeg)
     big = big_push(data_dir)
 
@@ -161,12 +152,12 @@ def test_pushes_survive_sigkill_and_run_exactly_once(data_dir: Path, tmp_path: P
         one = Service(tmp_path, workers=0, run=1)
         services.append(one)
         one.wait("/livez")
-        resp = post(one, "/eventinfo", first)
+        resp = push(one.url, "/eventinfo", first, timeout=60)
         assert (resp.status_code, resp.headers["Content-Type"], resp.content) == (
             200,
             *EVENTINFO_ACK,
         )
-        assert post(one, "/eventinfo", big).status_code == 200
+        assert push(one.url, "/eventinfo", big, timeout=60).status_code == 200
         stored = {e["images"]: e["id"] for e in list_events(one.url)}
         first_id, big_id = stored[3], stored[BIG_IMAGES]
         assert {e["status"] for e in list_events(one.url)} == {"pending"}
@@ -188,7 +179,7 @@ def test_pushes_survive_sigkill_and_run_exactly_once(data_dir: Path, tmp_path: P
         three = Service(tmp_path, workers=1, run=3)
         services.append(three)
         three.wait("/livez")
-        assert post(three, "/eventinfo", first).status_code == 200  # a re-delivery
+        assert push(three.url, "/eventinfo", first, timeout=60).status_code == 200  # a re-delivery
         events = wait_done(three, 3)
         assert sorted(e["id"] for e in events) == sorted([first_id, big_id, abandoned])
         attempts = {e["id"]: get_event(three.url, e["id"])["attempts"] for e in events}

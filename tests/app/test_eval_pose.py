@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from app.eval_pose import evaluate, main, read_labels
+from models.detector import MTCNNDetector
 from models.hopenet import SnapshotError
-from models.types import LANDMARK_NAMES, Box, Face, HeadPose
+from models.types import Box, Face, HeadPose
+from tests.models.headpose_eval import shared_detector
 
 HEADER = "file,yaw_deg,pitch_deg,roll_deg,width,height,hopenet_excluded_gt99,source_repo\n"
 SUMMARY_KEYS = ["n", "mae_yaw", "mae_pitch", "mae_roll", "mae", "missed"]
@@ -46,25 +48,6 @@ class FakeDetector:
         if not image.any():
             return []
         return [_face((1.0, 1.0, 10.0, 10.0), 0.90), _face((5.0, 6.0, 20.0, 21.0), 0.99)]
-
-
-class PackageMTCNN:
-    """The ``mtcnn`` package's detector behind the ``detect(rgb) -> list[Face]`` interface."""
-
-    def __init__(self) -> None:
-        from mtcnn import MTCNN
-
-        self._mtcnn = MTCNN()
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        return [
-            Face(
-                box=tuple(float(v) for v in d["box"]),
-                confidence=float(d["confidence"]),
-                landmarks=np.array([d["keypoints"][k] for k in LANDMARK_NAMES], np.float32),
-            )
-            for d in self._mtcnn.detect_faces(image, threshold_onet=0.7)
-        ]
 
 
 @pytest.fixture
@@ -230,8 +213,8 @@ def test_main_refuses_bad_input(
 
 
 @pytest.fixture(scope="module")
-def mtcnn_detector() -> PackageMTCNN:
-    return PackageMTCNN()
+def mtcnn_detector() -> MTCNNDetector:
+    return shared_detector()
 
 
 @pytest.fixture
@@ -258,7 +241,7 @@ def aflw_set(data_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.models
 @pytest.mark.shared_data
 def test_evaluate_real_detector_exact_maes(
-    aflw_set: tuple[Path, Path], mtcnn_detector: PackageMTCNN
+    aflw_set: tuple[Path, Path], mtcnn_detector: MTCNNDetector
 ) -> None:
     labels, images = aflw_set
     stub = StubEstimator(HeadPose(yaw=10.0, pitch=-5.0, roll=2.0))
@@ -282,7 +265,7 @@ def test_evaluate_real_detector_exact_maes(
 @pytest.mark.models
 @pytest.mark.shared_data
 def test_evaluate_real_detector_with_hopenet(
-    aflw_set: tuple[Path, Path], mtcnn_detector: PackageMTCNN, tmp_path: Path
+    aflw_set: tuple[Path, Path], mtcnn_detector: MTCNNDetector, tmp_path: Path
 ) -> None:
     import torch
 

@@ -15,19 +15,22 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from tests.app.push import samples
-from tests.live import TOKEN
+from tests.live import AUTH, TOKEN
 
-AUTH = {"Authorization": TOKEN}
 HIKVISION_ACK = ("text/plain; charset=UTF-8", b"Success")
 EVENTINFO_ACK = ("text/plain; charset=UTF-8", b"OK")
 SOPHON_ACK = ("application/json; charset=UTF-8", b'{"message":"SUCCESS","status":0}')
 ACCEPTED_FACE = Path("faces/deepface/img11.jpg")  # one face the default gates accept
 
 
-def push(url: str, path: str, sample: samples.Sample, token: str = TOKEN) -> requests.Response:
+def push(
+    url: str, path: str, sample: samples.Sample, token: str = TOKEN, timeout: float = 30
+) -> requests.Response:
     """POST a sample's body as the device would, to ``/push/<token><path>``."""
     headers = {"Content-Type": sample.content_type} if sample.content_type else {}
-    return requests.post(f"{url}/push/{token}{path}", data=sample.body, headers=headers, timeout=30)
+    return requests.post(
+        f"{url}/push/{token}{path}", data=sample.body, headers=headers, timeout=timeout
+    )
 
 
 def list_events(url: str, **params: Any) -> list[dict[str, Any]]:

@@ -6,10 +6,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.live import TOKEN, LiveServer, make_settings, start_server
+from tests.live import AUTH, LiveServer, make_settings, start_server
 
 pytestmark = pytest.mark.models
-AUTH = {"Authorization": TOKEN}
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,9 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.live import TOKEN, LiveServer, make_settings, start_server
+from tests.live import AUTH, TOKEN, LiveServer, make_settings, start_server
 
 pytestmark = pytest.mark.models
-AUTH = {"Authorization": TOKEN}
 
 
 @pytest.fixture(scope="module")

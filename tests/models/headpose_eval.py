@@ -58,7 +58,8 @@ def load_headpose_set(data_dir: Path) -> list[LabelledImage]:
 
 
 @cache
-def _detector() -> Any:
+def shared_detector() -> Any:
+    """The project's MTCNN detector, built and warmed once per test session."""
     from models.detector import MTCNNDetector
 
     detector = MTCNNDetector()
@@ -68,7 +69,7 @@ def _detector() -> Any:
 
 def find_faces(rgb: np.ndarray) -> list[tuple[Box, float]]:
     """Return every detected face as ``(box, confidence)``, most confident first."""
-    faces = [(face.box, face.confidence) for face in _detector().detect(rgb)]
+    faces = [(face.box, face.confidence) for face in shared_detector().detect(rgb)]
     return sorted(faces, key=lambda f: -f[1])
 
 

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from mtcnn import MTCNN
 
+from bench.detect_parity import iou, match_faces
 from models import detector as detector_module
 from models.detector import (
     LEGACY_PYRAMID_BELOW,
@@ -55,32 +56,6 @@ def read_rgb(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def selfie(data_dir: Path) -> np.ndarray:
     return read_rgb(data_dir / "faces" / SELFIE)
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
-
-def match(package_faces: list[dict], ours: list[Face]) -> tuple[int, int]:
-    """bench/detect_parity.py's rule: one to one, IoU >= 0.9, confidence within 0.01."""
-    pairs = sorted(
-        (
-            (iou(ref["box"], face.box), i, j)
-            for i, ref in enumerate(package_faces)
-            for j, face in enumerate(ours)
-            if abs(float(ref["confidence"]) - face.confidence) <= 0.01
-        ),
-        reverse=True,
-    )
-    used_ref, used_ours = set(), set()
-    for overlap, i, j in pairs:
-        if overlap >= 0.9 and i not in used_ref and j not in used_ours:
-            used_ref.add(i)
-            used_ours.add(j)
-    return len(used_ref), len(ours) - len(used_ours)
 
 
 def check_faces(faces: list[Face], image: np.ndarray) -> None:
@@ -194,7 +169,7 @@ def test_parity_with_the_package(detector, package, data_dir, name):
     ref = package.detect_faces(image, min_face_size=20, **PACKAGE_KWARGS)
     ours = detector.detect(image, min_face_size=20)
     assert len(ref) >= 2
-    assert match(ref, ours) == (len(ref), 0)
+    assert match_faces(ref, ours) == (len(ref), 0)
     # Same order and, in practice, the same numbers: the package's own float arithmetic.
     assert len(ours) == len(ref)
     for face, r in zip(ours, ref, strict=True):

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from models.types import HeadPose
+from models.types import Box, HeadPose
 from models.whenet import (
     INPUT_SIZE,
     CropSettings,
@@ -73,12 +73,21 @@ def test_signs_follow_the_api_convention(estimator: WHENetEstimator, headpose_se
         assert np.abs(p - t).mean() < np.abs(-p - t).mean() / 3, angle
 
 
-def test_batch_equals_one_at_a_time(estimator: WHENetEstimator, data_dir: Path) -> None:
+Faces = tuple[np.ndarray, list[Box]]
+
+
+@pytest.fixture(scope="module")
+def t1(data_dir: Path) -> Faces:
+    """insightface/t1.jpg (RGB) and the boxes of its faces."""
     bgr = cv2.imread(str(data_dir / "faces" / "insightface" / "t1.jpg"), cv2.IMREAD_COLOR)
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    boxes = [box for box, _ in find_faces(rgb)]
+    return rgb, [box for box, _ in find_faces(rgb)]
+
+
+def test_batch_equals_one_at_a_time(estimator: WHENetEstimator, t1: Faces) -> None:
+    rgb, found = t1
     height, width = rgb.shape[:2]
-    boxes.append((width - 40.0, height - 40.0, 90.0, 90.0))  # partly outside
+    boxes = [*found, (width - 40.0, height - 40.0, 90.0, 90.0)]  # the last partly outside
     assert len(boxes) >= 5
     single = [estimator.estimate(rgb, [box])[0] for box in boxes]
     results = []
@@ -97,11 +106,9 @@ def test_batch_equals_one_at_a_time(estimator: WHENetEstimator, data_dir: Path) 
                 assert abs(getattr(a, angle) - getattr(b, angle)) < 1e-3, (angle, a, b)
 
 
-def test_onnxruntime_matches_torch(estimator: WHENetEstimator, data_dir: Path) -> None:
+def test_onnxruntime_matches_torch(estimator: WHENetEstimator, t1: Faces) -> None:
     assert estimator.runtime == "onnxruntime"  # the default
-    bgr = cv2.imread(str(data_dir / "faces" / "insightface" / "t1.jpg"), cv2.IMREAD_COLOR)
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    boxes = [box for box, _ in find_faces(rgb)]
+    rgb, boxes = t1
     reference = WHENetEstimator(runtime="torch").estimate(rgb, boxes)
     for a, b in zip(estimator.estimate(rgb, boxes), reference, strict=True):
         for angle in ("yaw", "pitch", "roll"):
@@ -110,12 +117,10 @@ def test_onnxruntime_matches_torch(estimator: WHENetEstimator, data_dir: Path) -
         WHENetEstimator(runtime="tvm")
 
 
-def test_every_way_of_running_the_faces_agrees(estimator: WHENetEstimator, data_dir: Path) -> None:
+def test_every_way_of_running_the_faces_agrees(estimator: WHENetEstimator, t1: Faces) -> None:
     from models.pose import cores_shared
 
-    bgr = cv2.imread(str(data_dir / "faces" / "insightface" / "t1.jpg"), cv2.IMREAD_COLOR)
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    boxes = [box for box, _ in find_faces(rgb)]
+    rgb, boxes = t1
     assert len(boxes) >= 4  # enough to take the side-by-side single-threaded way
     alone = estimator.estimate(rgb, boxes)
     few = [p for i in range(0, len(boxes), 3) for p in estimator.estimate(rgb, boxes[i : i + 3])]

@@ -376,3 +376,55 @@ def test_metadata_and_reports_are_stored_as_json(tmp_path: Path, clock: FakeCloc
         .fetchone()
     )
     assert json.loads(row[0]) == {"n": 1, "name": "门禁"}
+
+
+def test_expire_leases_ends_only_the_matching_owners(inbox: Inbox) -> None:
+    ids = [inbox.put(face_event(n, images=1)).event_id for n in range(3)]
+    assert inbox.claim("host-a/11111111/0", 3600).event_id == ids[0]
+    assert inbox.claim("host-a_x/2222/0", 3600).event_id == ids[1]  # '_' is no LIKE wildcard
+    assert inbox.claim("host-b/3333/0", 3600).event_id == ids[2]
+    assert inbox.claim("host-a/new/0", 3600) is None
+    assert inbox.expire_leases("host-a/") == 1
+    again = inbox.claim("host-a/new/0", 3600)
+    assert again is not None and (again.event_id, again.attempts) == (ids[0], 2)
+    assert inbox.claim("host-a/new/0", 3600) is None
+    with pytest.raises(ValueError):
+        inbox.expire_leases("")
+
+
+def test_forward_status_follows_the_queue(inbox: Inbox) -> None:
+    event_id = inbox.put(face_event(1, images=1)).event_id
+    assert inbox.forward_status(event_id) is None
+    assert inbox.forward_status("not-an-id") is None
+    inbox.claim("w", 60)
+    inbox.complete(event_id, [{"face_total": 0, "resp": []}], forward=True)
+    status = inbox.forward_status(event_id)
+    assert status is not None
+    assert (status["status"], status["attempts"], status["last_error"]) == ("pending", 0, None)
+    [item] = inbox.claim_forwards()
+    inbox.forward_failed(item.item_id, "HTTP 500", base_s=5.0)
+    status = inbox.forward_status(event_id)
+    assert (status["status"], status["attempts"], status["last_error"]) == (
+        "pending",
+        1,
+        "HTTP 500",
+    )
+    assert status["next_attempt_at"] is not None
+    inbox.forward_sent(item.item_id)
+    status = inbox.forward_status(event_id)
+    assert (status["status"], status["next_attempt_at"]) == ("sent", None)
+    assert status["sent_at"] is not None
+
+
+def test_extend_lease_only_for_the_holder(inbox: Inbox, clock: FakeClock) -> None:
+    event_id = inbox.put(face_event(7, images=1)).event_id
+    assert inbox.claim("host/a/0", 10).event_id == event_id
+    clock.now += 8
+    assert inbox.extend_lease(event_id, "host/a/0", 10)
+    assert not inbox.extend_lease(event_id, "host/b/0", 10)
+    clock.now += 8  # past the first lease, within the extended one
+    assert inbox.claim("host/b/0", 10) is None
+    clock.now += 3
+    again = inbox.claim("host/b/0", 10)
+    assert again is not None and again.event_id == event_id
+    assert not inbox.extend_lease(event_id, "host/a/0", 10)
