@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from models.types import Face  # noqa: E402
+from tests.conftest import shared_data_dir  # noqa: E402
 
 log = logging.getLogger("detect_parity")
 
@@ -175,9 +175,8 @@ def detect_parity(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison over the shared faces folder; exit 1 when parity does not hold."""
-    default_data = Path(os.environ.get("FACEQ_TEST_DATA", ROOT.parent / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=default_data, help="shared data folder")
+    parser.add_argument("--data", type=Path, default=shared_data_dir(), help="shared data folder")
     parser.add_argument("--min-face-size", type=int, default=20)
     parser.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7))
     parser.add_argument("--repeat", type=int, default=1, help="runs per image; fastest counts")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import re
 import secrets
 import shutil
@@ -40,8 +39,12 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from service import Service  # noqa: E402 - bench/service.py, beside this script
+
+from tests.conftest import shared_data_dir  # noqa: E402
 
 PLACEHOLDER_JPEG = b"\xff\xd8\xff\xd9"
 PLACEHOLDER_B64 = b"/9j/2Q=="
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        default=Path(os.environ.get("FACEQ_TEST_DATA", ROOT.parent / "shared" / "data")),
+        default=shared_data_dir(),
         help="the shared data folder (cameras/ and faces/)",
     )
     parser.add_argument("--face", default="faces/deepface/img5.jpg", help="JPEG inside pushes")

@@ -57,7 +57,9 @@ if str(ROOT) not in sys.path:
 
 from service import Service  # noqa: E402 - bench/service.py, beside this script
 
-DEFAULT_DATA = Path(os.environ.get("FACEQ_TEST_DATA", ROOT.parent / "shared" / "data"))
+from tests.conftest import shared_data_dir  # noqa: E402
+
+DEFAULT_DATA = shared_data_dir()
 DEFAULT_YARDSTICK = ROOT.parent / "shared" / "bench" / "original_pipeline.py"
 SELFIE = Path("faces") / "mtcnn_demo" / "famous-selfie.jpg"
 
@@ -183,8 +185,9 @@ def detector_work(detector: Any, rgb: np.ndarray) -> DetectorWork:
     normalized, boxes = detector._stage_pnet(rgb, scales)
     rnet_n = int(boxes.shape[0])
     boxes = detector._stage_rnet(normalized, boxes, height, width) if rnet_n else boxes
-    onet_n = int(boxes.shape[0]) if rnet_n else 0
-    faces = len(detector.detect(rgb))
+    onet_n = int(boxes.shape[0])
+    # detect() makes one Face per row that ONet keeps.
+    faces = int(detector._stage_onet(normalized, boxes, height, width).shape[0]) if onet_n else 0
     flops = sum(keras_flops(detector._pnet, (1, h, w, 3)) for h, w in levels)
     flops += rnet_n * keras_flops(detector._rnet, (1, 24, 24, 3))
     flops += onet_n * keras_flops(detector._onet, (1, 48, 48, 3))
@@ -207,12 +210,11 @@ def pose_gflop_per_face() -> dict[str, float]:
     import torch
 
     from models.hopenet import Hopenet
-    from models.whenet import WHENetEstimator
+    from models.whenet import WHENetNetwork
 
-    sample = torch.zeros(1, 3, 224, 224)
-    whenet = WHENetEstimator(runtime="torch").network
+    sample = torch.zeros(1, 3, 224, 224)  # FLOPs follow from the shapes: no weights needed
     return {
-        "whenet": round(torch_gflop(whenet, sample), 3),
+        "whenet": round(torch_gflop(WHENetNetwork().eval(), sample), 3),
         "hopenet": round(torch_gflop(Hopenet().eval(), sample), 3),
     }
 
