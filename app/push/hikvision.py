@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -122,8 +123,7 @@ def _parse(body: bytes, content_type: str | None) -> list[CameraEvent]:
     if not docs:
         if not image_parts and not known_parts:
             return []
-        roles = {i: _role_from_name(p) for i, p in enumerate(image_parts)}
-        images, image_problems = _collect(image_parts, roles)
+        images, image_problems = _collect(image_parts)
         problems += ["no_event_document", *image_problems] + ([] if images else ["no_images"])
         return [_event("face", None, None, None, body, {"problems": problems}, images)]
     primary = _primary(docs)
@@ -221,8 +221,7 @@ def _from_document(
     if lowered in XML_FACE_TYPES:
         if doc.rects:
             metadata["rects"] = list(doc.rects)
-        roles = {i: _role_from_name(p) for i, p in enumerate(image_parts)}
-        images, image_problems = _collect(image_parts, roles)
+        images, image_problems = _collect(image_parts)
         problems = problems + image_problems + ([] if images else ["no_images"])
         if problems:
             metadata["problems"] = problems
@@ -400,8 +399,7 @@ def _acs_event(
         metadata["current_event"] = current
     if major == 5 and sub == 9:
         return _event("heartbeat", device_id, event_time, None, body, metadata, ())
-    roles = {i: _role_from_name(p, default="picture") for i, p in enumerate(image_parts)}
-    images, image_problems = _collect(image_parts, roles)
+    images, image_problems = _collect(image_parts)
     problems = problems + image_problems
     is_face = bool(images) or sub in ACS_FACE_SUBTYPES or metadata["face_rect"] is not None
     if is_face and not images:
@@ -452,8 +450,6 @@ def _link(refs: list[_Ref], parts: list[multipart.Part]) -> tuple[dict[int, str]
             roles[left[position]] = ref.role
         else:
             missing.append(ref)
-    for index in range(len(parts)):
-        roles.setdefault(index, _role_from_name(parts[index]))
     problems = []
     if parts:
         problems = [f"missing_image:{r.content_id or r.role}" for r in missing if r.pid]
@@ -473,7 +469,7 @@ def _ids(part: multipart.Part) -> set[str]:
     return {v for v in (part.content_id, part.filename, part.name) if v}
 
 
-def _role_from_name(part: multipart.Part, default: str = "picture") -> str:
+def _role_from_name(part: multipart.Part) -> str:
     label = " ".join(v for v in (part.name, part.filename, part.content_id) if v).lower()
     if "lib" in label:
         return "library"
@@ -481,16 +477,19 @@ def _role_from_name(part: multipart.Part, default: str = "picture") -> str:
         return "background"
     if "face" in label:
         return "face"
-    return default
+    return "picture"
 
 
 def _collect(
-    parts: list[multipart.Part], roles: dict[int, str]
+    parts: list[multipart.Part], roles: Mapping[int, str] | None = None
 ) -> tuple[tuple[PushedImage, ...], list[str]]:
+    """Every image part with its role: from ``roles`` (linked from the document) where given,
+    else guessed from the part's names."""
     images: list[PushedImage] = []
     problems: list[str] = []
     for index, part in enumerate(parts):
-        image, problem = image_from_part(part, roles.get(index, "picture"))
+        role = (roles or {}).get(index) or _role_from_name(part)
+        image, problem = image_from_part(part, role)
         if problem:
             problems.append(problem)
         if image is not None:
