@@ -323,9 +323,7 @@ class CameraService:
 
     def _finish(self, event_id: str, outcomes: list[ImageOutcome], forward: bool) -> None:
         """Store the crops, then the reports (a done event always has its crops)."""
-        for outcome in outcomes:
-            for face_id, png in outcome.crops:
-                self.inbox.put_crop(event_id, face_id, png)
+        self.inbox.put_crops(event_id, [crop for o in outcomes for crop in o.crops])
         self.inbox.complete(event_id, [o.report for o in outcomes], forward=forward)
 
     def _record_metrics(self, source: str, outcomes: list[ImageOutcome]) -> None:

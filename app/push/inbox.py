@@ -502,29 +502,36 @@ class Inbox:
 
     def put_crop(self, event_id: str, face_id: str, png: bytes) -> None:
         """Store the aligned crop (PNG bytes) of one face of a stored event."""
-        _check_ids(event_id, face_id)
+        self.put_crops(event_id, [(face_id, png)])
+
+    def put_crops(self, event_id: str, crops: Sequence[tuple[str, bytes]]) -> None:
+        """Store the aligned crops ``(face_id, PNG bytes)`` of a stored event.
+
+        The files are written (and fsynced) outside the lock, as ``put`` writes its images, so
+        that pushes are not held up meanwhile; their rows then go in one transaction.
+        """
+        for face_id, _ in crops:
+            _check_ids(event_id, face_id)
+        if not crops:
+            return
         crop_dir = self._images_dir / event_id / "crops"
-        path = crop_dir / f"{face_id}.png"
-        with self._lock:
-            with self._engine.connect() as conn:
-                exists = conn.execute(
-                    sa.select(store.events.c.seq).where(store.events.c.id == event_id)
-                ).first()
-            if exists is None:
-                raise KeyError(event_id)
-            store.make_dir(crop_dir)
+        with self._engine.connect() as conn:
+            _event_value(conn, store.events.c.seq, event_id)  # KeyError when there is none
+        store.make_dir(crop_dir)
+        rows = []
+        for face_id, png in crops:
+            path = crop_dir / f"{face_id}.png"
             store.write_durably(path, png)
-            table = store.crops
-            with self._engine.begin() as conn:
+            rows.append((face_id, path.relative_to(self._dir).as_posix(), len(png)))
+        table = store.crops
+        with self._lock, self._engine.begin() as conn:
+            for face_id, path, size in rows:
                 conn.execute(
                     sa.delete(table).where(table.c.event_id == event_id, table.c.face_id == face_id)
                 )
                 conn.execute(
                     sa.insert(table).values(
-                        event_id=event_id,
-                        face_id=face_id,
-                        path=path.relative_to(self._dir).as_posix(),
-                        size=len(png),
+                        event_id=event_id, face_id=face_id, path=path, size=size
                     )
                 )
 
