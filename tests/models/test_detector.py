@@ -15,6 +15,8 @@ from models import detector as detector_module
 from models.detector import (
     LEGACY_PYRAMID_BELOW,
     MTCNNDetector,
+    _level_shape,
+    _pnet_tiles,
     scale_pyramid,
     suppress,
 )
@@ -226,6 +228,38 @@ def test_suppress_matches_the_package_nms(monkeypatch, pairs_per_block):
                 assert ours.tolist() == expected.tolist()
 
 
+def test_suppress_decides_pairs_at_the_threshold_as_the_package():
+    """Pairs the x-overlap bound leaves out could never fail: check it where it is tight."""
+    from mtcnn.utils.bboxes import iou as package_iou
+    from mtcnn.utils.bboxes import nms as package_nms
+
+    rng = np.random.default_rng(5)
+    for threshold in (0.5, 0.7):
+        share = threshold / (1 + threshold)
+        # Equal squares shifted by just under, exactly and just over the x-shift at which
+        # their overlap is the threshold, on rows that also overlap in y by various amounts.
+        side = 12.0 / 0.6
+        shifts = (1 - share * 2) * side + np.array([-1e-6, -1e-12, 0.0, 1e-12, 1e-6, 0.5])
+        boxes = []
+        for k, dx in enumerate(shifts):
+            for dy in (0.0, 1e-9, 0.3):
+                x, y = 50.0 * k, 30.0 * len(boxes)
+                boxes += [
+                    [x, y, x + side, y + side],
+                    [x + dx, y + dy, x + dx + side, y + side + dy],
+                ]
+        # A PNet-like level: a stride-2 grid of 12 px windows with small regressions, scaled.
+        grid = np.stack(np.meshgrid(np.arange(30), np.arange(8)), -1).reshape(-1, 2) * 2.0
+        windows = np.concatenate([grid, grid + 11], axis=1) + rng.normal(0, 0.8, (len(grid), 4))
+        boxes = np.concatenate([np.asarray(boxes), windows / 0.35])
+        order = rng.permutation(len(boxes))
+        boxes = boxes[order]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = package_nms(package_iou(boxes, method="union"), threshold)
+        assert suppress(boxes, threshold).tolist() == expected.tolist()
+        assert 0 < len(expected) < len(boxes)
+
+
 @pytest.mark.parametrize("pairs_per_block", [1 << 20, 7])
 def test_grouped_suppress_is_each_group_on_its_own(monkeypatch, pairs_per_block):
     monkeypatch.setattr(detector_module, "_PAIRS_PER_BLOCK", pairs_per_block)
@@ -272,6 +306,31 @@ def test_forwards_give_the_package_networks_values(detector, astronaut, name):
         for a, b in zip(ours, ref, strict=True):
             assert a.shape == b.shape
             assert np.array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.shared_data
+def test_pnet_bands_give_the_whole_levels_values(detector, selfie, astronaut):
+    """Cutting the large levels into bands of rows only changes speed, not one value."""
+    for image in (selfie, astronaut, selfie[:701, :1001]):
+        height, width = image.shape[:2]
+        shapes = np.stack(
+            [_level_shape(height, width, s) for s in scale_pyramid(height, width, 20)]
+        )
+        tiles = _pnet_tiles(shapes)
+        whole = np.asarray([(k, 0, h) for k, h in enumerate(shapes[:, 0])], dtype=np.int32)
+        assert len(tiles) > len(whole)  # the largest level is cut
+        # Every output row of every level is in exactly one band, in level and row order.
+        out_rows = (shapes[:, 0] - 1) // 2 - 4
+        for level, rows in enumerate(out_rows):
+            bands = tiles[tiles[:, 0] == level]
+            assert bands[0, 1] == 0 and bands[-1, 2] == shapes[level, 0]
+            assert np.all(bands[1:, 1] == bands[:-1, 2] - 10)  # overlap of one 12-row window
+            assert sum((b - a - 1) // 2 - 4 for _, a, b in bands) == rows
+        args = (tf.constant(image), tf.constant(shapes))
+        cut = [t.numpy() for t in detector._pnet_call(*args, tf.constant(tiles))]
+        ref = [t.numpy() for t in detector._pnet_call(*args, tf.constant(whole))]
+        for a, b in zip(cut, ref, strict=True):
+            assert a.shape == b.shape and np.array_equal(a, b)
 
 
 def test_each_network_is_compiled_once(detector):
