@@ -148,8 +148,8 @@ def suppress(
     for "union", an overlap above ``t`` needs ``inter * (1 + t) > t * (area_i + area_j)``,
     hence (with ``inter <= inter_x * min(h_i, h_j)``) an x-overlap above
     ``t / (1 + t) * (w_i + w_j)``: pairs short of that (less a margin far above float
-    rounding) cannot fail, and are not compared. On the PNet levels of a crowded photo this
-    leaves a third to a half of the pairs.
+    rounding) cannot fail, and are not compared. On famous-selfie this leaves about half of
+    the pairs (PNet levels 83,382 -> 43,420; RNet stage 26,283 -> 12,304).
 
     Args:
         boxes: (N, 4) float64 ``x1, y1, x2, y2`` in rank order (best first).
@@ -262,7 +262,8 @@ def _pnet_tiles(shapes: np.ndarray, parts: int = _TILE_PARTS) -> np.ndarray:
     The largest level holds about half of PNet's work: run whole, it keeps one core busy
     while the other finishes every other level and then waits (the astronaut: 6.8 ms for the
     largest level alone, 9.4 ms for all ten). Here a level with more than ``1 / parts`` of
-    all output pixels is cut into bands of output rows, none thinner than ``_TILE_MIN_ROWS``.
+    all output pixels is cut into bands of output rows, none thinner than ``_TILE_MIN_ROWS``
+    rows nor smaller than ``_TILE_MIN_PIXELS`` (a band costs a dozen ops and a 5-row overlap).
     Output rows ``[a, b)`` need input rows ``[2a, 2b + 10)`` (a 12-row window, stride 2);
     starting at an even input row, the 2x2 pooling pairs the same rows as on the whole level,
     so a band's outputs are bit-identical to those rows of the whole level's.
