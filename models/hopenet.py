@@ -35,9 +35,6 @@ BIN_WIDTH = 3.0
 BIN_OFFSET = -99.0
 INPUT_SIZE = 224
 CROP_MARGIN = 30
-# From this many faces on, ONNX Runtime spreads them over single-threaded runs side by side
-# (models.ort.OrtNetwork); below, one run uses every thread.
-SPLIT_FROM = 4
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -290,8 +287,9 @@ class HopenetEstimator:
                 faster for one face and 1.5-2x for 22 faces on CPU, float32).
             max_batch: faces per forward pass at most (bounds memory, about 25 MB a face); an
                 image with more faces takes several passes. With ONNX Runtime it applies below
-                ``SPLIT_FROM`` faces; from there on every face is its own single-threaded pass,
-                two side by side (22 faces: 482 ms, against 543 ms in passes of 2 or 4).
+                ``models.ort.SPLIT_FROM`` faces; from there on every face is its own
+                single-threaded pass, two side by side (22 faces: 482 ms, against 543 ms in
+                passes of 2 or 4).
             runtime: ``onnxruntime`` (default; the network exported at start-up, see
                 ``models.ort``: 22 faces about 1.5x faster than torch channels_last on the
                 2-core development VM) or ``torch``. ``channels_last`` applies to ``torch``.
@@ -312,7 +310,7 @@ class HopenetEstimator:
         self._ort: OrtNetwork | None = None
         if runtime == "onnxruntime":
             sample = torch.zeros((2, 3, INPUT_SIZE, INPUT_SIZE), dtype=torch.float32)
-            self._ort = OrtNetwork(model, sample, ["yaw", "pitch", "roll"], split_from=SPLIT_FROM)
+            self._ort = OrtNetwork(model, sample, ["yaw", "pitch", "roll"])
         elif channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model

@@ -20,7 +20,7 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -32,6 +32,9 @@ from models.pose import are_cores_shared
 log = logging.getLogger(__name__)
 
 OPSET = 17
+# From this many inputs (faces) on, ``OrtNetwork.run_chunked`` runs each one single-threaded,
+# ``threads`` side by side (measured for both pose networks, see ``OrtNetwork``).
+SPLIT_FROM = 4
 
 
 def export_onnx(network: nn.Module, sample: torch.Tensor, outputs: Sequence[str]) -> bytes:
@@ -80,12 +83,16 @@ def _session(model: bytes, threads: int) -> ort.InferenceSession:
 
 
 def run_in_chunks(
-    run: Callable[[np.ndarray], Sequence[np.ndarray]], x: np.ndarray, chunk: int
+    run: Callable[[np.ndarray], Sequence[np.ndarray]],
+    x: np.ndarray,
+    chunk: int,
+    map_chunks: Callable[..., Iterable[Sequence[np.ndarray]]] = map,
 ) -> list[np.ndarray]:
-    """Run ``x`` through ``run`` in chunks of at most ``chunk`` inputs, one after another;
-    return each output concatenated back in input order."""
+    """Run ``x`` through ``run`` in chunks of at most ``chunk`` inputs; return each output
+    concatenated back in input order. ``map_chunks`` runs the chunks: one after another by
+    default, side by side with an executor's ``map``."""
     chunk = max(1, chunk)
-    results = [run(x[i : i + chunk]) for i in range(0, len(x), chunk)]
+    results = list(map_chunks(run, (x[i : i + chunk] for i in range(0, len(x), chunk))))
     return [np.concatenate(out) for out in zip(*results, strict=True)]
 
 
@@ -110,7 +117,7 @@ class OrtNetwork:
         threads: threads for one batch; 0 means torch's current thread count, so the pose
             network keeps the thread budget that ``app.runtime.configure_threads`` gave torch.
         split_from: batch size from which the inputs go through single-threaded runs side by
-            side; 0 never splits.
+            side (default ``SPLIT_FROM``); 0 never splits.
     """
 
     def __init__(
@@ -119,7 +126,7 @@ class OrtNetwork:
         sample: torch.Tensor,
         outputs: Sequence[str],
         threads: int = 0,
-        split_from: int = 0,
+        split_from: int = SPLIT_FROM,
     ) -> None:
         started = time.perf_counter()
         model = export_onnx(network, sample, outputs)
@@ -154,16 +161,12 @@ class OrtNetwork:
         side; below, chunks of at most ``chunk`` inputs run one after another with ``threads``
         threads each. The results do not depend on the way beyond float rounding.
         """
-        single = self._single
-        shared = are_cores_shared()
-        split = self._pool is not None and len(x) >= self.split_from
-        if single is not None and (shared or split):
-            feeds = [
-                {"x": np.ascontiguousarray(x[i : i + 1], dtype=self.dtype)} for i in range(len(x))
-            ]
-            if shared:
-                results = [single.run(self.outputs, feed) for feed in feeds]
-            else:
-                results = list(self._pool.map(lambda f: single.run(self.outputs, f), feeds))
-            return [np.concatenate(out) for out in zip(*results, strict=True)]
+        if self._single is not None and are_cores_shared():
+            return run_in_chunks(self._run_single, x, 1)
+        if self._pool is not None and len(x) >= self.split_from:
+            return run_in_chunks(self._run_single, x, 1, self._pool.map)
         return run_in_chunks(self.run, x, chunk)
+
+    def _run_single(self, x: np.ndarray) -> list[np.ndarray]:
+        assert self._single is not None  # built whenever threads > 1
+        return self._single.run(self.outputs, {"x": np.ascontiguousarray(x, dtype=self.dtype)})

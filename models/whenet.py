@@ -79,10 +79,6 @@ _B0_STAGES = (
     (3, 1, 6, 192, 320, 1),
 )
 _SE_RATIO = 0.25
-# From this many faces on, every face is a single-threaded ONNX Runtime pass and the threads
-# run passes side by side (models.ort.OrtNetwork): 22 faces 103 against 116 ms, 6 faces 29
-# against 32 ms; 3 faces 18 against 16 ms.
-SPLIT_FROM = 4
 _HEADS = (("yaw_new", YAW_BINS), ("pitch_new", PR_BINS), ("roll_new", PR_BINS))  # h5 layer names
 
 _INTERPOLATIONS = {
@@ -418,8 +414,8 @@ class WHENetEstimator:
             passes. Small batches keep the activations in cache: on a 2-core EPYC with 32 MB L3,
             20 faces took 152 ms in passes of 4 and 371 ms in one pass of 20 (best of 15,
             ``bench/pose_tuning.py --timing``; torch). With ONNX Runtime it applies below
-            ``SPLIT_FROM`` faces (3 faces: 16 ms in passes of 2 or 4, 17 ms one by one); from
-            there on every face is its own single-threaded pass, two side by side
+            ``models.ort.SPLIT_FROM`` faces (3 faces: 16 ms in passes of 2 or 4, 17 ms one
+            by one); from there on every face is its own single-threaded pass, two side by side
             (``models.ort.OrtNetwork.run_chunked``). Results do not depend on it.
         runtime: ``onnxruntime`` (default; the torch network exported at start-up, see
             ``models.ort``: 1.3x faster than the best torch setting measured) or ``torch``.
@@ -459,7 +455,7 @@ class WHENetEstimator:
         self._ort: OrtNetwork | None = None
         if runtime == "onnxruntime":
             sample = torch.zeros((2, INPUT_SIZE, INPUT_SIZE, 3), dtype=torch.uint8)
-            self._ort = OrtNetwork(self._model, sample, ["logits"], split_from=SPLIT_FROM)
+            self._ort = OrtNetwork(self._model, sample, ["logits"])
         log.info(
             "WHENet loaded from %s in %.2f s (crop %s)",
             self.weights_path,
