@@ -42,13 +42,8 @@ def _encode(ext: str, bgr: np.ndarray, params: list[int] | None = None) -> bytes
     return buf.tobytes()
 
 
-def _b64(ext: str, bgr: np.ndarray, params: list[int] | None = None) -> str:
-    return base64.b64encode(_encode(ext, bgr, params)).decode("ascii")
-
-
-def _b64_png(rgb: np.ndarray) -> str:
-    # models.png: ~4x faster than cv2.imencode's PNG at the same size, and takes RGB as is.
-    return base64.b64encode(encode_png(rgb)).decode("ascii")
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _int_box(box: tuple[float, float, float, float]) -> list[int]:
@@ -86,10 +81,13 @@ def face_entry(result: FaceResult, image: np.ndarray, images: str) -> dict[str, 
         entry["reasons"] = list(result.reasons)
     if images == "all":
         native = cv2.cvtColor(_crop(image, box, 0), cv2.COLOR_RGB2BGR)
-        entry["face_native_image_b64"] = _b64(".jpg", native, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        entry["face_native_images_b64"] = _b64_png(_crop(image, box, NATIVE_MARGIN_PX))
+        entry["face_native_image_b64"] = _b64(
+            _encode(".jpg", native, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        )
+        # models.png: ~4x faster than cv2.imencode's PNG at the same size, and takes RGB as is.
+        entry["face_native_images_b64"] = _b64(encode_png(_crop(image, box, NATIVE_MARGIN_PX)))
     if images in ("all", "aligned"):
-        entry["face_align_images_b64"] = _b64_png(result.aligned)
+        entry["face_align_images_b64"] = _b64(encode_png(result.aligned))
     return entry
 
 
@@ -119,10 +117,6 @@ def marked_jpeg(assessment: Assessment) -> bytes:
     return _encode(".jpg", mark_image(assessment), [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-def _b64_mark(assessment: Assessment) -> str:
-    return base64.b64encode(marked_jpeg(assessment)).decode("ascii")
-
-
 def build_report(
     assessment: Assessment, options: ReportOptions, pool: Executor | None = None
 ) -> dict[str, Any]:
@@ -139,7 +133,7 @@ def build_report(
     image = assessment.image
     mark = None
     if options.mark and pool is not None:
-        mark = pool.submit(_b64_mark, assessment)
+        mark = pool.submit(lambda: _b64(marked_jpeg(assessment)))
     faces = list(assessment.accepted)
     accepted = len(faces)
     if options.rejected:
@@ -161,7 +155,7 @@ def build_report(
     if options.rejected:
         report["rejected"] = entries[accepted:]
     if options.mark:
-        report["mark_image_face_b64"] = mark.result() if mark else _b64_mark(assessment)
+        report["mark_image_face_b64"] = mark.result() if mark else _b64(marked_jpeg(assessment))
     report["pose_estimator"] = assessment.pose_estimator
     timing = dict(assessment.timing_ms)
     timing["encode"] = round((time.perf_counter() - start) * 1000.0, 2)
