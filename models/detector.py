@@ -177,19 +177,19 @@ def suppress(
         order = np.lexsort((x1, groups))
         firsts = np.unique(groups[order], return_index=True)[1].tolist()
     sorted_x1, sorted_x2 = x1[order], x2[order]
+    bounds = [*firsts, n]
     # Partners must start before ``reach`` (see above): the x-overlap a "union" pair needs,
     # with the narrowest width of the group (boxes of no positive width never fail).
     reach = sorted_x2
     if method == "union":
         widths = sorted_x2 - sorted_x1
-        bounds = [*firsts, n]
         narrowest = np.maximum(np.minimum.reduceat(widths, firsts), 0.0)
         narrowest = np.repeat(narrowest, np.diff(bounds))
         needed = threshold / (1.0 + threshold) * (widths + narrowest) * (1.0 - _REACH_MARGIN)
         needed -= _REACH_MARGIN * (1.0 + np.abs(sorted_x2))
         reach = sorted_x2 - np.maximum(needed, 0.0)
     end = np.empty(n, dtype=np.int64)
-    for lo, hi in itertools.pairwise([*firsts, n]):
+    for lo, hi in itertools.pairwise(bounds):
         end[lo:hi] = lo + np.searchsorted(sorted_x1[lo:hi], reach[lo:hi], side="left")
     counts = np.maximum(end - np.arange(n) - 1, 0)
     ends = np.cumsum(counts)
