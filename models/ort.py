@@ -35,6 +35,7 @@ OPSET = 17
 # From this many inputs (faces) on, ``OrtNetwork.run_chunked`` runs each one single-threaded,
 # ``threads`` side by side (measured for both pose networks, see ``OrtNetwork``).
 SPLIT_FROM = 4
+BATCH_AXIS = "n"  # the name of the inputs' and outputs' variable first dimension
 
 
 def export_onnx(network: nn.Module, sample: torch.Tensor, outputs: Sequence[str]) -> bytes:
@@ -62,14 +63,18 @@ def export_onnx(network: nn.Module, sample: torch.Tensor, outputs: Sequence[str]
                 dynamo=False,
                 input_names=["x"],
                 output_names=list(outputs),
-                dynamic_axes={"x": {0: "n"}, **{name: {0: "n"} for name in outputs}},
+                dynamic_axes={"x": {0: BATCH_AXIS}, **{name: {0: BATCH_AXIS} for name in outputs}},
                 opset_version=OPSET,
             )
     return buffer.getvalue()
 
 
-def _session(model: bytes, threads: int) -> ort.InferenceSession:
+def _session(model: bytes, threads: int, batch_of_one: bool) -> ort.InferenceSession:
     options = ort.SessionOptions()
+    if batch_of_one:
+        # Every shape known when the session is built: ONNX Runtime plans and picks kernels
+        # once (one WHENet face: 5.0 -> 4.6 ms on two threads, alternating in one process).
+        options.add_free_dimension_override_by_name(BATCH_AXIS, 1)
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -109,6 +114,12 @@ class OrtNetwork:
       best chunk size of the first way, 6 faces 29 against 32 ms; 3 faces 18 against 16 ms;
       22 Hopenet faces 482 against 543 ms; same run, interleaved).
 
+    With ``one_at_a_time``, the first way also runs one input per call, on a session built for
+    a batch of exactly one: for WHENet that is faster than any batch (one face 4.6 against
+    5.0 ms, 2 faces 10.4 against 10.5 ms, 3 faces 16.6 against 18.5 ms on two threads, same
+    process, alternating); not for Hopenet (2 faces 44.9 against 42.6 ms). The single-threaded
+    session always takes one input per call, so it is always built for a batch of one.
+
     Args:
         network: the torch module (eval mode, one input tensor).
         sample: an input to trace with; its batch size (first dimension) may vary at run time,
@@ -118,6 +129,7 @@ class OrtNetwork:
             network keeps the thread budget that ``app.runtime.configure_threads`` gave torch.
         split_from: batch size from which the inputs go through single-threaded runs side by
             side (default ``SPLIT_FROM``); 0 never splits.
+        one_at_a_time: run every input on its own, also on ``threads`` threads (see above).
     """
 
     def __init__(
@@ -127,6 +139,7 @@ class OrtNetwork:
         outputs: Sequence[str],
         threads: int = 0,
         split_from: int = SPLIT_FROM,
+        one_at_a_time: bool = False,
     ) -> None:
         started = time.perf_counter()
         model = export_onnx(network, sample, outputs)
@@ -134,8 +147,9 @@ class OrtNetwork:
         self.outputs = list(outputs)
         self.dtype = torch.empty(0, dtype=sample.dtype).numpy().dtype
         self.split_from = split_from if self.threads > 1 else 0
-        self._session = _session(model, self.threads)
-        self._single = _session(model, 1) if self.threads > 1 else None
+        self.one_at_a_time = one_at_a_time
+        self._session = _session(model, self.threads, one_at_a_time)
+        self._single = _session(model, 1, True) if self.threads > 1 else None
         self._pool = (
             concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="ort")
             if self.split_from
@@ -149,7 +163,8 @@ class OrtNetwork:
         )
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        """Run one batch (shaped like ``sample``) in one call on ``threads`` threads."""
+        """Run one batch (shaped like ``sample``; of one input with ``one_at_a_time``) in one
+        call on ``threads`` threads."""
         return self._session.run(self.outputs, {"x": np.ascontiguousarray(x, dtype=self.dtype)})
 
     def run_chunked(self, x: np.ndarray, chunk: int) -> list[np.ndarray]:
@@ -158,14 +173,15 @@ class OrtNetwork:
         With the cores shared by other images in progress (``models.pose.cores_shared``),
         every input is a single-threaded run, one after another. Alone, from ``split_from``
         inputs on, every input is a single-threaded run and ``threads`` of them go side by
-        side; below, chunks of at most ``chunk`` inputs run one after another with ``threads``
-        threads each. The results do not depend on the way beyond float rounding.
+        side; below, chunks of at most ``chunk`` inputs (one with ``one_at_a_time``) run one
+        after another with ``threads`` threads each. The results do not depend on the way
+        beyond float rounding.
         """
         if self._single is not None and are_cores_shared():
             return run_in_chunks(self._run_single, x, 1)
         if self._pool is not None and len(x) >= self.split_from:
             return run_in_chunks(self._run_single, x, 1, self._pool.map)
-        return run_in_chunks(self.run, x, chunk)
+        return run_in_chunks(self.run, x, 1 if self.one_at_a_time else chunk)
 
     def _run_single(self, x: np.ndarray) -> list[np.ndarray]:
         assert self._single is not None  # built whenever threads > 1

@@ -15,8 +15,9 @@ conv to 1280, swish activations, TensorFlow ``same`` padding, which is asymmetri
 global average pooling, then three dense heads: yaw 120 bins of 3 degrees from -180, pitch and
 roll 66 bins of 3 degrees from -99, decoded by expectation (``models.pose.binned_expectation``).
 
-Preprocessing (per face; the faces of an image go through the network in batches of
-``max_batch``, 4 by default, which is faster on CPU than one large batch):
+Preprocessing (per face; with torch the faces of an image go through the network in batches
+of ``max_batch``, 4 by default, which is faster on CPU than one large batch; with ONNX Runtime,
+the default, one face per pass):
 1. Crop: the detector box ``(x, y, w, h)`` is grown by ``margin_x * w`` on the left and right
    and ``margin_y * h`` on the top and bottom, its centre moved down by ``shift_y * h``
    (negative: up), and, if ``square``, widened on its short side to a square. The defaults
@@ -413,9 +414,10 @@ class WHENetEstimator:
         max_batch: faces per forward pass at most; an image with more faces takes several
             passes. Small batches keep the activations in cache: on a 2-core EPYC with 32 MB L3,
             20 faces took 152 ms in passes of 4 and 371 ms in one pass of 20 (best of 15,
-            ``bench/pose_tuning.py --timing``; torch). With ONNX Runtime it applies below
-            ``models.ort.SPLIT_FROM`` faces (3 faces: 16 ms in passes of 2 or 4, 17 ms one
-            by one); from there on every face is its own single-threaded pass, two side by side
+            ``bench/pose_tuning.py --timing``; torch). With ONNX Runtime it does not apply:
+            every face is its own pass, on a session built for a batch of one (faster than any
+            batch, see ``models.ort.OrtNetwork``): below ``models.ort.SPLIT_FROM`` faces one
+            after another on both cores, from there on single-threaded, two side by side
             (``models.ort.OrtNetwork.run_chunked``). Results do not depend on it.
         runtime: ``onnxruntime`` (default; the torch network exported at start-up, see
             ``models.ort``: 1.3x faster than the best torch setting measured) or ``torch``.
@@ -455,7 +457,7 @@ class WHENetEstimator:
         self._ort: OrtNetwork | None = None
         if runtime == "onnxruntime":
             sample = torch.zeros((2, INPUT_SIZE, INPUT_SIZE, 3), dtype=torch.uint8)
-            self._ort = OrtNetwork(self._model, sample, ["logits"])
+            self._ort = OrtNetwork(self._model, sample, ["logits"], one_at_a_time=True)
         log.info(
             "WHENet loaded from %s in %.2f s (crop %s)",
             self.weights_path,
