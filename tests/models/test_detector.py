@@ -17,6 +17,7 @@ from models.detector import (
     MTCNNDetector,
     _level_shape,
     _pnet_tiles,
+    pyramid,
     scale_pyramid,
     suppress,
 )
@@ -126,6 +127,22 @@ def test_larger_min_face_size_finds_no_more_faces(detector, astronaut, selfie):
     assert selfie_counts[1] == 39 and selfie_counts[-1] == 0
     astronaut_counts = [len(detector.detect(astronaut, min_face_size=m)) for m in MIN_FACE_SIZES]
     assert astronaut_counts == [1] * 9 + [0]
+
+
+def test_pyramid_is_computed_once_per_size():
+    first = pyramid(512, 384, 20, 0.709)
+    assert pyramid(512, 384, 20, 0.709) is first  # the same size: nothing computed again
+    assert pyramid(384, 512, 20, 0.709) is not first
+    assert first.scales == tuple(scale_pyramid(512, 384, 20))
+    expected = np.stack([_level_shape(512, 384, s) for s in first.scales])
+    assert np.array_equal(first.shapes, expected)
+    assert np.array_equal(first.shapes_tensor.numpy(), expected)
+    assert np.array_equal(first.tiles_tensor.numpy(), _pnet_tiles(expected))
+    assert np.array_equal(first.out_shapes, (expected - 1) // 2 - 4)
+    with pytest.raises(ValueError, match="read-only"):
+        first.shapes[0, 0] = 1  # shared by every image of the size: nobody may change it
+    empty = pyramid(11, 500, 20, 0.709)
+    assert empty.scales == () and empty.shapes.shape == (0, 2) and empty.tiles_tensor is None
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (11, 11, 3), (5, 300, 3), (300, 5, 3), (12, 12, 3)])
