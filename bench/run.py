@@ -171,7 +171,6 @@ class DetectorWork:
     levels: list[tuple[int, int]]
     rnet_candidates: int
     onet_candidates: int
-    faces: int
     gflop: float
 
 
@@ -186,12 +185,10 @@ def detector_work(detector: Any, rgb: np.ndarray) -> DetectorWork:
     rnet_n = int(boxes.shape[0])
     boxes = detector._stage_rnet(normalized, boxes, height, width) if rnet_n else boxes
     onet_n = int(boxes.shape[0])
-    # detect() makes one Face per row that ONet keeps.
-    faces = int(detector._stage_onet(normalized, boxes, height, width).shape[0]) if onet_n else 0
     flops = sum(keras_flops(detector._pnet, (1, h, w, 3)) for h, w in levels)
     flops += rnet_n * keras_flops(detector._rnet, (1, 24, 24, 3))
     flops += onet_n * keras_flops(detector._onet, (1, 48, 48, 3))
-    return DetectorWork(levels, rnet_n, onet_n, faces, flops / 1e9)
+    return DetectorWork(levels, rnet_n, onet_n, flops / 1e9)
 
 
 def torch_gflop(network: Any, sample: Any) -> float:
