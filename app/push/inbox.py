@@ -500,10 +500,6 @@ class Inbox:
         )
         return result
 
-    def put_crop(self, event_id: str, face_id: str, png: bytes) -> None:
-        """Store the aligned crop (PNG bytes) of one face of a stored event."""
-        self.put_crops(event_id, [(face_id, png)])
-
     def put_crops(self, event_id: str, crops: Sequence[tuple[str, bytes]]) -> None:
         """Store the aligned crops ``(face_id, PNG bytes)`` of a stored event.
 

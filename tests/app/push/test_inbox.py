@@ -299,16 +299,16 @@ def test_list_pagination_and_filters(inbox: Inbox, clock: FakeClock) -> None:
 
 def test_aligned_crops(inbox: Inbox) -> None:
     event_id = inbox.put(face_event(1)).event_id or ""
-    inbox.put_crop(event_id, "3f2a9c", PNG)
+    inbox.put_crops(event_id, [("3f2a9c", PNG)])
     assert inbox.get_crop(event_id, "3f2a9c") == PNG
-    inbox.put_crop(event_id, "3f2a9c", PNG + b"2")
+    inbox.put_crops(event_id, [("3f2a9c", PNG + b"2")])
     assert inbox.get_crop(event_id, "3f2a9c") == PNG + b"2"
     assert inbox.get_crop(event_id, "nope") is None
     assert inbox.get_crop(event_id, "../x") is None
     with pytest.raises(ValueError):
-        inbox.put_crop(event_id, "../../x", PNG)
+        inbox.put_crops(event_id, [("../../x", PNG)])
     with pytest.raises(KeyError):
-        inbox.put_crop("a" * 32, "f1", PNG)
+        inbox.put_crops("a" * 32, [("f1", PNG)])
 
 
 def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock) -> None:
@@ -318,7 +318,7 @@ def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock) -> None:
         clock.now += 100
     for event_id in ids[:5]:
         inbox.complete(event_id, [report(1, 0)])
-    inbox.put_crop(ids[0], "f0", PNG)
+    inbox.put_crops(ids[0], [("f0", PNG)])
     # ids[0] was received 600 s ago, ids[1] 500 s ago...; ids[5] is still pending.
     assert inbox.prune(max_age_seconds=450) == 2
     assert inbox.get_event(ids[0]) is None and inbox.get_event(ids[1]) is None
