@@ -148,7 +148,9 @@ def evaluate(
                 f"{label.file}\tmissed ({'no face' if rgb is not None else 'unreadable'})\n"
             )
             continue
-        face = max(faces, key=lambda f: f.confidence)
+        # The labelled face is the image's main one: the largest (a face in the background
+        # can score as high: image00006's, 1.0 against 0.9999).
+        face = max(faces, key=lambda f: f.box[2] * f.box[3])
         pose = estimator.estimate(rgb, [face.box])[0]
         # back to the labels' convention: their +yaw turns toward the image's left
         pred = {"yaw": -pose.yaw, "pitch": pose.pitch, "roll": pose.roll}

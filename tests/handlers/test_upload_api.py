@@ -18,6 +18,7 @@ import pytest
 import requests
 from PIL import Image
 
+from bench.detect_parity import iou
 from tests.live import AUTH, TOKEN, LiveServer, make_settings, start_server
 
 pytestmark = pytest.mark.models
@@ -281,8 +282,8 @@ def test_awkward_formats_of_one_face_find_that_face(server, data_dir, name, upri
     ref_face = (ref["resp"] + ref["rejected"])[0]
     # re-encoding moves a borderline score (AFLW image00002: 0.89 upright, 0.79 turned)
     assert abs(face["face_confidence"] - ref_face["face_confidence"]) < 0.15
-    diff = np.abs(np.array(face["face_coordinate"]) - np.array(ref_face["face_coordinate"]))
-    assert diff.max() <= 6
+    # The same face, boxed within a few pixels (the 256-colour GIF moves it most: 0.86 IoU).
+    assert iou(face["face_coordinate"], ref_face["face_coordinate"]) > 0.8
     # Upright after EXIF orientation: the eyes lie above the mouth.
     assert face["facie5points"]["left_eye"][1] < face["facie5points"]["mouth_left"][1]
 
@@ -449,11 +450,7 @@ def test_shared_face_photos_give_the_counted_faces(server, data_dir):
 # Every extra detection below is a low-score false positive that the 0.995 gate rejects as
 # low_confidence; the misses are faces cut by the image border.
 KNOWN_COUNT_DIFFERENCES: dict[str, tuple[int, int]] = {
-    "deepface/img1.jpg": (2, 1),
     "deepface/selfie-many-people.jpg": (5, 7),  # two faces cut by the border are missed
-    "facenet_pytorch/angelina_jolie_1.jpg": (2, 1),
-    "facenet_pytorch/shea_whigham_1.jpg": (2, 1),
-    "insightface/t1.jpg": (7, 6),  # the framed picture on the wall is a face too
     "mtcnn_ipazc/ivan.jpg": (2, 1),
 }
 
