@@ -181,9 +181,9 @@ def detector_work(detector: Any, rgb: np.ndarray) -> DetectorWork:
     height, width = rgb.shape[:2]
     geometry = pyramid(height, width, detector.min_face_size, detector.scale_factor)
     levels = [(int(h), int(w)) for h, w in geometry.shapes]
-    normalized, boxes = detector._stage_pnet(rgb, geometry)
+    boxes = detector._stage_pnet(rgb, geometry)
     rnet_n = int(boxes.shape[0])
-    boxes = detector._stage_rnet(normalized, boxes, height, width) if rnet_n else boxes
+    boxes = detector._stage_rnet(rgb, boxes) if rnet_n else boxes
     onet_n = int(boxes.shape[0])
     flops = sum(keras_flops(detector._pnet, (1, h, w, 3)) for h, w in levels)
     flops += rnet_n * keras_flops(detector._rnet, (1, 24, 24, 3))
