@@ -89,7 +89,8 @@ class EventImageHandler(EventsBase):
     async def get(self, event_id: str, index: str) -> None:
         camera = self.camera()
         found = None
-        if len(index) <= 4:  # the route admits digits only; an event has a few images
+        # ASCII digits only (int() reads other scripts' digits too); an event has a few images.
+        if index.isascii() and index.isdigit() and len(index) <= 4:
             found = await camera.run_db(camera.inbox.get_image, event_id, int(index))
         if found is None:
             raise ApiError(404, "not_found", "no such event or image")
@@ -106,5 +107,5 @@ routes = [
     (r"/events", EventsHandler),
     (r"/events/([^/]+)", EventHandler),
     (r"/events/([^/]+)/faces/([^/]+)\.png", FaceCropHandler),
-    (r"/events/([^/]+)/images/([0-9]+)", EventImageHandler),
+    (r"/events/([^/]+)/images/([^/]+)", EventImageHandler),
 ]
