@@ -106,8 +106,14 @@ export function setupEvents(config, showError) {
     );
   }
 
+  let shownKey = null;
+  let again = false;
+
   async function refresh() {
-    if (loading) return;
+    if (loading) {
+      again = true; // a filter changed while a page was on its way: ask once more after it
+      return;
+    }
     loading = true;
     const params = new URLSearchParams({ limit: String(PAGE) });
     if (verdict.value) params.set("verdict", verdict.value);
@@ -115,16 +121,30 @@ export function setupEvents(config, showError) {
     try {
       const page = await getJson(`/events?${params}`);
       errorBox.textContent = "";
-      replace(list, page.events.map(row));
-      status.textContent = page.events.length
-        ? `${page.events.length} event${page.events.length === 1 ? "" : "s"}, newest first; updated ${new Date().toLocaleTimeString()}`
-        : "No camera events match.";
+      // Redraw only what changed: a list rebuilt every few seconds would steal the keyboard
+      // focus and make screen readers announce the same page again and again.
+      const key = JSON.stringify([params.toString(), page.events]);
+      if (key !== shownKey) {
+        shownKey = key;
+        const focused = document.activeElement?.closest?.(".event")?.dataset.id;
+        replace(list, page.events.map(row));
+        if (focused) list.querySelector(`.event[data-id="${CSS.escape(focused)}"] .event-open`)?.focus();
+        const count = page.events.length;
+        status.textContent = count
+          ? `${count} event${count === 1 ? "" : "s"}, newest first`
+          : "No camera events match.";
+      }
       if (selected && !details.has(selected)) await showDetail(selected, false);
     } catch (error) {
+      shownKey = null;
       errorBox.textContent = `The events could not be listed: ${error.describe()}`;
       showError(error);
     } finally {
       loading = false;
+      if (again) {
+        again = false;
+        refresh();
+      }
     }
   }
 
