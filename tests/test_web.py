@@ -266,6 +266,19 @@ def test_errors_are_shown_in_words(server, browser, data_dir):
     )
     assert css(browser, ".result") == []
 
+    # dropped on the box, as a file manager would: the same path as the file input
+    browser.execute_script(
+        "const data = new DataTransfer();"
+        "data.items.add(new File(['no picture here'], 'dropped.txt', {type: 'text/plain'}));"
+        "document.getElementById('drop').dispatchEvent("
+        "  new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));"
+    )
+    wait_for(lambda: "dropped.txt" in text(one(browser, "#upload-error")), 60, "the drop")
+    assert text(one(browser, "#upload-error")) == (
+        f"dropped.txt was refused: {refusal['message']} (HTTP 415, not_an_image)"
+    )
+    assert one(browser, "#upload-progress").get_attribute("hidden") == "true"
+
     # several files at once go to /uploads: each gets its own answer
     choose_files(browser, photo, NOT_IMAGE)
     wait_for(lambda: len(css(browser, ".result")) == 2, 120, "two results")
@@ -414,3 +427,79 @@ def test_readable_at_390_px(server, browser, data_dir, tmp_path):
         " && !e.getAttribute('aria-label')).map(e => e.id || e.outerHTML)"
     )
     assert unlabelled == []
+
+
+SYNTHETIC_REPORT = {
+    "face_total": 2,
+    "resp": [
+        {
+            "face_id": "a" * 32,
+            "face_confidence": 0.99991,
+            "face_coordinate": [10, 10, 50, 60],
+            "face_blur": 321.5,
+            "face_pose": {"pitch": 1.25, "yaw": -2, "roll": 3},
+            "quality": {
+                "unified": {"raw": 0.61, "score": 72},
+                "components": {
+                    "sharpness": {"raw": 812.4, "score": 88},
+                    "exposure": {"raw": None, "score": -1},
+                },
+            },
+            "a_new_measure": "<img src=x onerror=window.__xss=9>",
+        }
+    ],
+    "rejected": [
+        {
+            "face_id": "b" * 32,
+            "reasons": ["blurry", "quality_unified"],
+            "face_coordinate": [100, 10, 40, 40],
+            "face_confidence": 0.999,
+            "face_blur": 12,
+            "face_pose": None,
+        }
+    ],
+}
+
+
+def test_measures_the_page_does_not_know_are_rendered_generically(server, browser):
+    """A face's ``quality`` object, new reasons and new keys show without changes to the page."""
+    open_page(browser, server, token=None)
+    result = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('/static/report.js').then((m) => {"
+        "  const node = m.renderReport(JSON.parse(arguments[0]));"
+        "  node.id = 'synthetic';"
+        "  document.getElementById('results').append(node);"
+        "  done('ok');"
+        "}, (e) => done(String(e)));",
+        json.dumps(SYNTHETIC_REPORT),  # as the page gets a report: JSON, keys in order
+    )
+    assert result == "ok"
+    assert text(one(browser, "#synthetic .summary")) == "2 faces found: 1 accepted, 1 rejected"
+    cards = css(browser, "#synthetic .face-card")
+    assert [text(c.find_element("css selector", "h4")) for c in cards] == [
+        "#1 accepted",
+        "#2 rejected: blurry, quality_unified",
+    ]
+    quality = cards[0].find_element("css selector", 'dd[data-key="quality"]')
+    unified = quality.find_element("css selector", "dl.values > div > dd > dl.inline")
+    assert text(unified) == "raw0.61score72"
+    rows = [
+        [text(cell) for cell in row.find_elements("css selector", "th, td")]
+        for row in quality.find_elements("css selector", "table tr")
+    ]
+    assert rows == [
+        ["", "raw", "score"],
+        ["sharpness", "812.4", "88"],
+        ["exposure", "not measured", "-1"],
+    ]
+    assert text(cards[0].find_element("css selector", 'dd[data-key="face_pose"]')) == (
+        "pitch1.25yaw-2roll3"
+    )
+    new = cards[0].find_element("css selector", 'dd[data-key="a_new_measure"]')
+    assert text(new) == "<img src=x onerror=window.__xss=9>"
+    assert text(cards[1].find_element("css selector", 'dd[data-key="face_pose"]')) == (
+        "not measured"
+    )
+    assert browser.execute_script("return window.__xss") is None
+    assert css(browser, '#synthetic img[src="x"]') == []

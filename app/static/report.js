@@ -58,7 +58,9 @@ export function renderValue(value) {
     return h("ol", { className: "values" }, value.map((v) => h("li", {}, renderValue(v))));
   }
   const entries = Object.entries(value);
-  if (entries.length && entries.every(([, v]) => isPlainObject(v))) {
+  const isFlat = (v) => Object.values(v).every((x) => x === null || typeof x !== "object");
+  // Rows of flat objects (quality components: name -> raw, score) read best as a table.
+  if (entries.length && entries.every(([, v]) => isPlainObject(v) && isFlat(v))) {
     const columns = [...new Set(entries.flatMap(([, v]) => Object.keys(v)))];
     return h(
       "div",
@@ -78,10 +80,9 @@ export function renderValue(value) {
     );
   }
   // A flat object (a pose, a component's raw and score) reads best as pairs on one line.
-  const flat = entries.every(([, v]) => v === null || typeof v !== "object");
   return h(
     "dl",
-    { className: flat ? "values inline" : "values" },
+    { className: isFlat(value) ? "values inline" : "values" },
     entries.map(([k, v]) => h("div", {}, h("dt", { text: k }), h("dd", {}, renderValue(v)))),
   );
 }
