@@ -51,6 +51,12 @@ GATE_LABELS: dict[str, tuple[str, str]] = {
     "max_pitch": ("Largest |pitch|", "degrees"),
     "max_roll": ("Largest |roll|", "degrees"),
     "min_face_px": ("Smallest face side (0: off)", "pixels"),
+    "pose_min_confidence": ("Pose measured from confidence", ""),
+    "min_sharpness": ("Sharpness score at least", ""),
+    "min_inter_eye_px": ("Distance between the eyes at least", "pixels"),
+    "max_under_exposure": ("Under-exposed share at most", ""),
+    "max_over_exposure": ("Over-exposed share at most", ""),
+    "min_face_in_frame": ("Share of the face inside the image at least", ""),
 }
 _TEXT_TYPES = {
     ".js": "text/javascript; charset=UTF-8",
