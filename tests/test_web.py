@@ -8,6 +8,7 @@ view go to the test's temporary folder; their sizes are checked.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import zipfile
@@ -232,7 +233,8 @@ def test_a_changed_gate_asks_again_and_redraws(server, browser, data_dir):
     assert text(one(browser, "#upload-error")) == ""
 
 
-def test_errors_are_shown_in_words(server, browser, data_dir):
+def test_errors_are_shown_in_words(server, browser, data_dir, caplog):
+    caplog.set_level(logging.INFO, logger="faceq.access")
     photo = data_dir / FACE
     with NOT_IMAGE.open("rb") as fh:
         refusal = requests.post(
@@ -296,6 +298,9 @@ def test_errors_are_shown_in_words(server, browser, data_dir):
     assert browser.execute_script("return localStorage.length") == 0
     assert browser.get_cookies() == []
     assert TOKEN not in browser.current_url
+    # ... nor in the service's request log, which saw every one of these requests
+    assert "handler=UploadsHandler" in caplog.text and "handler=RootHandler" in caplog.text
+    assert TOKEN not in caplog.text
 
 
 def push_event(server: LiveServer, usn: str, image: bytes, product: str, filename: str) -> str:

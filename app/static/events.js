@@ -8,6 +8,7 @@ import { facesOf, renderValue, renderReport } from "./report.js";
 const REFRESH_MS = 5000;
 const PAGE = 30;
 const THUMBS = 4;
+const MAX_CACHED = 400;
 
 function when(text) {
   const date = new Date(text);
@@ -34,6 +35,13 @@ export function setupEvents(config, showError) {
   let loading = false;
 
   function blobUrl(path) {
+    if (blobs.size >= MAX_CACHED) {
+      // A view left open for days must not hold every picture it ever showed. Images already
+      // on the page keep their pixels when their URL is revoked.
+      for (const entry of blobs.values()) entry.then((url) => URL.revokeObjectURL(url), () => {});
+      blobs.clear();
+      details.clear();
+    }
     if (!blobs.has(path)) {
       const promise = getBlobUrl(path).catch((error) => {
         blobs.delete(path);
