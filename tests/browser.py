@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 DEFAULT_SIZE = (1280, 900)
+BROWSERS = ("chromium", "chromium-browser")
+DRIVERS = ("chromedriver",)
 
 
 def _find(env: str, names: tuple[str, ...]) -> str | None:
@@ -28,20 +30,26 @@ def _find(env: str, names: tuple[str, ...]) -> str | None:
     return None
 
 
-def chromium_or_skip() -> tuple[str, str]:
-    """The browser and driver executables, or skip the test with the reason."""
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
     try:
         import selenium  # noqa: F401
     except ImportError:
-        pytest.skip("selenium is not installed: run `make test` (it installs the test extra)")
-    browser = _find("FACEQ_CHROMIUM", ("chromium", "chromium-browser"))
-    driver = _find("FACEQ_CHROMEDRIVER", ("chromedriver",))
-    if browser is None or driver is None:
-        pytest.skip(
+        return "selenium is not installed: run `make test` (it installs the test extra)"
+    if _find("FACEQ_CHROMIUM", BROWSERS) is None or _find("FACEQ_CHROMEDRIVER", DRIVERS) is None:
+        return (
             "no Chromium here (needs chromium and chromium-driver: "
             "`apt-get install -y chromium chromium-driver`; .ci/run installs them)"
         )
-    return browser, driver
+    return None
+
+
+def chromium_or_skip() -> tuple[str, str]:
+    """The browser and driver executables, or skip the test with the reason."""
+    reason = missing_browser()
+    if reason is not None:
+        pytest.skip(reason)
+    return _find("FACEQ_CHROMIUM", BROWSERS), _find("FACEQ_CHROMEDRIVER", DRIVERS)
 
 
 def start_chromium(download_dir: Path, size: tuple[int, int] = DEFAULT_SIZE) -> Any:

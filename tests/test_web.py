@@ -21,11 +21,13 @@ import numpy as np
 import pytest
 import requests
 
-from tests.browser import screenshot, start_chromium
+from tests.browser import missing_browser, screenshot, start_chromium
 from tests.conftest import ROOT
 from tests.live import AUTH, TOKEN, LiveServer, make_settings, start_server
 
 pytestmark = [pytest.mark.models, pytest.mark.shared_data]
+if missing_browser() is not None:  # said before the models load for nothing
+    pytest.skip(missing_browser(), allow_module_level=True)
 
 FACE = Path("faces/deepface/img11.jpg")  # one face the default gates accept
 NOT_IMAGE = ROOT / "postman" / "not-an-image.txt"
