@@ -140,8 +140,19 @@ def test_upload_shows_the_face_its_measures_and_downloads(server, browser, data_
 
     open_page(browser, server)
     assert text(one(browser, "#token-status")) == "Token accepted."
+    # record what the progress indicator says while the request runs
+    browser.execute_script(
+        "window.__progress = [];"
+        "const box = document.getElementById('upload-progress');"
+        "const say = document.getElementById('progress-text');"
+        "new MutationObserver(() => { if (!box.hidden) window.__progress.push(say.textContent); })"
+        ".observe(box, {attributes: true, childList: true, subtree: true, characterData: true});"
+    )
     choose_files(browser, photo)
     card = wait_for(lambda: css(browser, ".face-card"), what="the face card")[0]
+    progress = browser.execute_script("return window.__progress")
+    assert "Assessing…" in progress and progress[0].startswith("Sending")
+    assert one(browser, "#upload-progress").get_attribute("hidden") == "true"
     assert text(one(browser, ".result h3")) == "img11.jpg"
     assert text(one(browser, ".report .summary")) == "1 face found: 1 accepted, 0 rejected"
     assert card.get_attribute("class") == "face-card accepted"
