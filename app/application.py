@@ -11,7 +11,7 @@ import tornado.web
 
 from app.metrics import Metrics
 from app.services import Services
-from handlers import events, openapi, probes, push, upload
+from handlers import events, openapi, probes, push, upload, web
 from handlers import metrics as metrics_handlers
 from handlers.base import NotFoundHandler
 
@@ -84,4 +84,5 @@ def make_app(services: Services, extra_modules: list[Any] | None = None) -> torn
         default_handler_args=deps,
         log_function=functools.partial(log_request, metrics=services.metrics),
         compress_response=False,
+        **web.application_settings(),
     )

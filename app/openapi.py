@@ -406,8 +406,18 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
             "get": {
                 "tags": ["service"],
                 "summary": "Service name, version and where to start",
+                "description": "A browser (`Accept: text/html` preferred) gets the web page; "
+                "every other client the JSON welcome.",
                 "security": [],
-                "responses": {"200": _json(_ref("Welcome"), "Welcome.")},
+                "responses": {
+                    "200": {
+                        "description": "Welcome (JSON), or the web page (HTML).",
+                        "content": {
+                            "application/json": {"schema": _ref("Welcome")},
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
             }
         },
         "/livez": {
@@ -623,6 +633,42 @@ def _paths(metrics_public: bool) -> dict[str, Any]:
                 },
             }
         },
+        "/events/{id}/images/{index}": {
+            "get": {
+                "tags": ["events"],
+                "summary": "One image of a stored event, as the device pushed it",
+                "security": token_security,
+                "parameters": [
+                    _path_param("id", "Event id (hex)."),
+                    {
+                        "name": "index",
+                        "in": "path",
+                        "required": True,
+                        "description": "`image_files[].index` of the event.",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,4}$"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The image bytes (JPEG, PNG, GIF or WebP; else "
+                        "application/octet-stream).",
+                        "content": {
+                            kind: {"schema": {"type": "string"}}
+                            for kind in (
+                                "image/jpeg",
+                                "image/png",
+                                "image/gif",
+                                "image/webp",
+                                "application/octet-stream",
+                            )
+                        },
+                    },
+                    **_AUTH_ERRORS,
+                    "404": _error("No such event or image."),
+                    "503": _CAMERA_OFF,
+                },
+            }
+        },
     }
 
 
@@ -652,6 +698,7 @@ CAMERA_PATHS = (
     "/events",
     "/events/{id}",
     "/events/{id}/faces/{face_id}.png",
+    "/events/{id}/images/{index}",
 )
 
 

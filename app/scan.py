@@ -79,6 +79,8 @@ class Summary:
     reasons: collections.Counter[str] = field(default_factory=collections.Counter)
     seconds: float = 0.0
     interrupted: bool = False
+    # Images below ``in_dir`` that a run without ``--recursive`` did not read.
+    images_in_subfolders: int = 0
 
     @property
     def images_per_second(self) -> float:
@@ -105,8 +107,14 @@ class Summary:
         width = max(len(name) for name, _ in rows)
         lines = [f"{name:<{width}}  {value:>8}" for name, value in rows]
         rule = "-" * (width + 10)
-        note = "(a rejected face counts under every gate it failed)"
-        return "\n".join([rule, *lines, rule, note])
+        notes = ["(a rejected face counts under every gate it failed)"]
+        if self.images_in_subfolders:
+            count = self.images_in_subfolders
+            notes.append(
+                f"{count} image{'s' if count != 1 else ''} in subfolders not read: "
+                "add --recursive to read them"
+            )
+        return "\n".join([rule, *lines, rule, *notes])
 
 
 def find_images(in_dir: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
@@ -311,6 +319,10 @@ def run_scan(
     names = output_names(list(rels.values()))
     todo = [p for p in paths if rels[p] not in done]
     summary = Summary(images_total=len(paths), images_skipped=len(paths) - len(todo))
+    if not options.recursive:
+        # "0 images found" alone leaves someone whose photos sit in subfolders guessing.
+        below = find_images(options.in_dir, recursive=True, exclude=out_dir)
+        summary.images_in_subfolders = len(below) - len(paths)
 
     start = time.perf_counter()
     bar = tqdm(

@@ -10,6 +10,7 @@ from app.push.inbox import VERDICTS
 from handlers.base import ApiError, BaseHandler
 
 MAX_LIMIT = 500
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 # A cursor is an event sequence number; longer ones cannot be one and would overflow SQLite.
 _MAX_CURSOR_DIGITS = 18
 
@@ -82,8 +83,29 @@ class FaceCropHandler(EventsBase):
         self.finish(png)
 
 
+class EventImageHandler(EventsBase):
+    """One pushed image of an event, as the device sent it (``image_files[].index``)."""
+
+    async def get(self, event_id: str, index: str) -> None:
+        camera = self.camera()
+        found = None
+        # ASCII digits only (int() reads other scripts' digits too); an event has a few images.
+        if index.isascii() and index.isdigit() and len(index) <= 4:
+            found = await camera.run_db(camera.inbox.get_image, event_id, int(index))
+        if found is None:
+            raise ApiError(404, "not_found", "no such event or image")
+        content_type, data = found
+        # Only the image types the receivers store are named as such; anything else is bytes.
+        if content_type not in IMAGE_TYPES:
+            content_type = "application/octet-stream"
+        self.set_header("Content-Type", content_type)
+        self.set_header("Cache-Control", "private, max-age=86400")
+        self.finish(data)
+
+
 routes = [
     (r"/events", EventsHandler),
     (r"/events/([^/]+)", EventHandler),
     (r"/events/([^/]+)/faces/([^/]+)\.png", FaceCropHandler),
+    (r"/events/([^/]+)/images/([^/]+)", EventImageHandler),
 ]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from handlers.base import BaseHandler
+from handlers.web import render_page, wants_html
 
 
 class RootHandler(BaseHandler):
-    """Name the service, its version and where to start."""
+    """Name the service, its version and where to start; a browser gets the web page."""
 
     public = True
 
     def get(self) -> None:
+        self.set_header("Vary", "Accept")
+        if wants_html(self.request.headers.get("Accept")):
+            render_page(self)
+            return
         self.write_json(
             {
                 "service": "faceq",

@@ -6,12 +6,15 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
-from tests.conftest import ROOT
-from tests.live import TOKEN, LiveServer, make_settings, start_server
+from tests.app.push import samples
+from tests.conftest import ROOT, shared_data_dir
+from tests.live import AUTH, TOKEN, LiveServer, make_settings, start_server
 
 pytestmark = pytest.mark.models
 NEWMAN = ROOT / "node_modules" / ".bin" / "newman"
@@ -29,9 +32,37 @@ def newman_or_skip() -> Path:
 
 @pytest.fixture(scope="module")
 def server(pipeline, tmp_path_factory) -> LiveServer:
+    """A live service that already holds the repository's camera samples, where available."""
     live = start_server(make_settings(data_dir=str(tmp_path_factory.mktemp("var"))), pipeline)
+    push_camera_samples(live.url)
     yield live
     live.stop()
+
+
+def push_camera_samples(url: str, timeout: float = 300.0) -> int:
+    """Push every HTTP sample of data/cameras (a real face inside) and wait until processed.
+
+    Returns the number of events stored; 0 where the shared data folder is absent (the
+    collection's own first run then gives the second its history).
+    """
+    data = shared_data_dir()
+    if not (data / "cameras").is_dir():
+        return 0
+    jpeg = samples.face_jpeg(data)
+    for path in samples.camera_files(data):
+        if path.name.startswith("B_"):
+            continue  # the SE box's WebSocket frames, not HTTP pushes
+        sample = samples.load(path, jpeg)
+        headers = {"Content-Type": sample.content_type} if sample.content_type else {}
+        resp = requests.post(f"{url}/push/{TOKEN}", data=sample.body, headers=headers, timeout=60)
+        assert resp.status_code == 200, (path.name, resp.text)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = requests.get(f"{url}/events?limit=500", headers=AUTH, timeout=30).json()["events"]
+        if events and all(e["status"] != "pending" for e in events):
+            return len(events)
+        time.sleep(0.5)
+    raise AssertionError("the camera samples were not processed in time")
 
 
 def test_collection_and_environment_are_postman_v21():
@@ -49,11 +80,22 @@ def test_collection_and_environment_are_postman_v21():
             assert tests and any("pm.test(" in line for line in tests[0]["script"]["exec"])
 
 
-def test_newman_runs_the_collection_without_failure(server, astronaut_jpeg, tmp_path):
+def test_newman_passes_twice_against_a_service_with_history(server, astronaut_jpeg, tmp_path):
+    """Each run pushes events of its own (time-stamped identities), so it passes against a
+    service holding the camera samples and then the previous run's events."""
     newman = newman_or_skip()
     image = tmp_path / "astronaut.jpg"
     image.write_bytes(astronaut_jpeg)
-    report = tmp_path / "newman.json"
+    before = len(requests.get(f"{server.url}/events?limit=500", headers=AUTH).json()["events"])
+    for run in (1, 2):
+        run_newman(newman, server, image, tmp_path / f"newman-{run}.json")
+    after = requests.get(f"{server.url}/events?limit=500", headers=AUTH).json()["events"]
+    # every run stored an eventinfo and a Sophon event of its own
+    assert len(after) == before + 4
+    assert len({e["device_id"] for e in after if e["source"] == "eventinfo"}) >= 3
+
+
+def run_newman(newman: Path, server: LiveServer, image: Path, report: Path) -> None:
     folders = ["service", "images", "camera"]
     cmd = [
         str(newman), "run", str(COLLECTION),

@@ -549,6 +549,24 @@ class Inbox:
         except OSError:
             return None
 
+    def get_image(self, event_id: str, index: int) -> tuple[str, bytes] | None:
+        """Return a stored pushed image's content type and bytes, or None."""
+        if not _EVENT_ID_RE.match(event_id) or index < 0:
+            return None
+        table = store.images
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(table.c.content_type, table.c.path).where(
+                    table.c.event_id == event_id, table.c.idx == index
+                )
+            ).first()
+        if row is None:
+            return None
+        try:
+            return row.content_type, (self._dir / row.path).read_bytes()
+        except OSError:
+            return None
+
     # -- retention -------------------------------------------------------------------------
 
     def prune(self, max_age_seconds: float | None = None, max_events: int | None = None) -> int:

@@ -132,8 +132,29 @@ def test_summary_table_and_non_recursive(pipeline, policy, astronaut_jpeg, tmp_p
     table = capsys.readouterr().out
     assert "images failed" in table and "faces accepted" in table and "images/s" in table
     assert "rejected: blurry" in table
+    assert "1 image in subfolders not read: add --recursive to read them" in table
     bad = lines(tmp_path / "out")[1]
     assert bad["status"] == "error" and bad["error"]["code"] == "undecodable_image"
+
+
+class NeverCalled:
+    def assess_image(self, image, policy):
+        raise AssertionError("no image should be assessed")
+
+
+def test_only_subfolders_says_that_recursive_reads_them(policy, tmp_path, capsys):
+    src = tmp_path / "in"
+    blank(src / "trip" / "a.png")
+    blank(src / "trip" / "day2" / "b.jpg", ".jpg")
+    (src / "notes.txt").write_text("not an image")
+    options = scan.ScanOptions(src, tmp_path / "out", progress=False)
+    summary = scan.run_scan(options, NeverCalled(), policy)
+    assert (summary.images_total, summary.images_in_subfolders) == (0, 2)
+    table = capsys.readouterr().out
+    assert "images found" in table
+    assert table.splitlines()[-1] == "2 images in subfolders not read: add --recursive to read them"
+    # nothing left unread (as with --recursive): no such note
+    assert "subfolders" not in scan.Summary(images_total=2).table()
 
 
 def test_resume_processes_only_the_rest(pipeline, policy, astronaut_jpeg, tmp_path):
