@@ -258,3 +258,12 @@ def test_score_maps_are_logistic_and_settable() -> None:
         if m.name == "inter_eye_distance"
     ]
     assert ied.score_map == ScoreMap(60.0, 10.0)
+
+
+def test_without_a_recogniser_the_unified_score_is_not_assessed(pipeline, portrait, gates) -> None:
+    """``recognizer: off``: the same components and verdict, the unified score -1."""
+    bare = Pipeline(pipeline.detector, pipeline.pose)
+    face = largest(bare, portrait, gates)
+    assert face.quality.unified.raw == NOT_ASSESSED and face.quality.unified.score == NOT_ASSESSED
+    assert face.reasons == largest(pipeline, portrait, gates).reasons == ()
+    assert raw(face, "sharpness") > 0.1
