@@ -144,6 +144,16 @@ def test_face_cut_by_the_border_is_cropped(pipeline, portrait, gates) -> None:
     assert raw(face, "face_in_frame") < gates.min_face_in_frame
 
 
+def test_a_blurred_face_cut_by_the_border_is_still_blurry(pipeline, portrait, gates) -> None:
+    """The image edge across the face is not taken for detail (the crop repeats the edge)."""
+    box = largest(pipeline, portrait, gates).face.box
+    blurred = cv2.GaussianBlur(portrait, (0, 0), PORTRAIT_EYES_PX / 10)
+    cut = np.ascontiguousarray(blurred[:, : int(box[0] + 0.75 * box[2])])
+    face = largest(pipeline, cut, gates)
+    assert {"blurry", "cropped"} <= set(face.reasons)
+    assert raw(face, "sharpness") < gates.min_sharpness
+
+
 def test_rolled_face_is_rejected_for_its_pose(pipeline, portrait, gates) -> None:
     h, w = portrait.shape[:2]
     turn = cv2.getRotationMatrix2D((w / 2, h / 2), 40, 1.0)
