@@ -1,17 +1,18 @@
-"""Parity and speed of ``models.detector.MTCNNDetector`` against the ``mtcnn`` package it mirrors.
+"""Parity of ``models.detector.MTCNNDetector`` with mtcnn 0.1.1, the reference MTCNN.
 
-For every image (decoded with OpenCV, BGR -> RGB, the same array for both), runs the package's
-``MTCNN().detect_faces`` and ours with the same thresholds and ``min_face_size``, and matches
-the detections one to one: a package face is *matched* by one of ours whose box overlaps it at
-IoU >= 0.9 and whose confidence is within 0.01. Parity *holds* when at least 99% of the
-package's faces are matched and ours has no *extra* face (one left unmatched). Times are each
-detector's per-image detect time after a warm-up, taken in the same run, alternating.
+mtcnn 0.1.1's detections of every shared face image, at every ``min_face_size`` it was run
+with, are recorded in ``tests/models/fixtures/mtcnn_0_1_1.json`` by ``bench/mtcnn_reference.py``
+(0.1.1 needs an environment of its own). This script runs our detector on the same decoded
+pixels (OpenCV, BGR -> RGB) and matches the detections one to one: a reference face is
+*matched* by one of ours whose box overlaps it at IoU >= 0.9 and whose confidence is within
+0.005. Parity *holds* when at least 99% of the reference faces are matched and ours has no
+*extra* face (one left unmatched). The reference does not clip its boxes to the image on the
+right and bottom (ours are clipped on every side), so its boxes are clipped before comparing.
 
-Prints one row per image and, last, one JSON line with the totals.
+Prints one row per image and size, then one JSON line with the totals.
 
-Usage: ``.venv/bin/python bench/detect_parity.py [--data DIR] [--min-face-size 20]
-[--thresholds 0.6 0.7 0.7] [--repeat 1] [--threads N]``; the data folder defaults to
-``$FACEQ_TEST_DATA`` or ``../shared/data``, and its ``faces`` folder is searched recursively.
+Usage: ``.venv/bin/python bench/detect_parity.py [--data DIR] [--fixture FILE]``; the data
+folder defaults to ``$FACEQ_TEST_DATA`` or ``../shared/data``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import logging
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import cv2
 import numpy as np
@@ -38,10 +39,10 @@ from tests.conftest import shared_data_dir  # noqa: E402
 
 log = logging.getLogger("detect_parity")
 
+FIXTURE = ROOT / "tests" / "models" / "fixtures" / "mtcnn_0_1_1.json"
 MIN_IOU = 0.9
-MAX_CONFIDENCE_DELTA = 0.01
+MAX_CONFIDENCE_DELTA = 0.005
 MIN_MATCH_RATE = 0.99
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -53,20 +54,33 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def match_faces(package: list[dict], ours: list[Face]) -> tuple[int, int]:
-    """Match the package's detections to ours one to one, best overlap first.
+def clip_box(box: Sequence[float], width: int, height: int) -> tuple[float, ...]:
+    """Clip an ``(x, y, w, h)`` box's corners to ``[0, W-1] x [0, H-1]``, as ours are."""
+    x1, y1 = min(max(box[0], 0), width - 1), min(max(box[1], 0), height - 1)
+    x2 = min(max(box[0] + box[2], 0), width - 1)
+    y2 = min(max(box[1] + box[3], 0), height - 1)
+    return (x1, y1, x2 - x1, y2 - y1)
+
+
+def match_faces(
+    reference: list[dict], ours: list[Face], width: int, height: int
+) -> tuple[int, int]:
+    """Match the reference's detections to ours one to one, best overlap first.
 
     Args:
-        package: ``detect_faces`` output (``box`` as integer ``[x, y, w, h]``, ``confidence``).
+        reference: mtcnn 0.1.1 detections (``box`` as integer ``[x, y, w, h]``, ``confidence``).
         ours: ``MTCNNDetector.detect`` output.
+        width: image width, to clip the reference boxes.
+        height: image height.
 
     Returns:
-        ``(matched, extra)``: package faces matched, and faces of ours left unmatched.
+        ``(matched, extra)``: reference faces matched, and faces of ours left unmatched.
     """
     pairs = []
-    for i, ref in enumerate(package):
+    for i, ref in enumerate(reference):
+        box = clip_box(ref["box"], width, height)
         for j, face in enumerate(ours):
-            overlap = iou(ref["box"], face.box)
+            overlap = iou(box, face.box)
             close = abs(float(ref["confidence"]) - face.confidence) <= MAX_CONFIDENCE_DELTA
             if overlap >= MIN_IOU and close:
                 pairs.append((overlap, i, j))
@@ -79,97 +93,70 @@ def match_faces(package: list[dict], ours: list[Face]) -> tuple[int, int]:
     return len(used_ref), len(ours) - len(used_ours)
 
 
-def find_images(folder: Path) -> list[Path]:
-    """Every .jpg/.jpeg/.png under ``folder``, recursively, sorted."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def read_rgb(path: Path) -> np.ndarray | None:
     """Decode with OpenCV and convert BGR -> RGB; None when OpenCV cannot read it."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _timed(fn: Callable[[], object], repeat: int) -> tuple[object, float]:
-    """Run ``fn`` ``repeat`` times; return its last result and its fastest time in ms."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - started)
-    return result, best * 1000.0
+def load_reference(path: Path = FIXTURE) -> dict[str, Any]:
+    """The recorded mtcnn 0.1.1 detections (see ``bench/mtcnn_reference.py``)."""
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def detect_parity(
-    image_paths: Sequence[str | Path],
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-    min_face_size: int = 20,
-    repeat: int = 1,
-    out: TextIO | None = None,
-) -> dict:
-    """Compare the package's detections and times with ours over ``image_paths``.
+    faces_dir: Path, reference: dict[str, Any], out: TextIO | None = None
+) -> dict[str, Any]:
+    """Compare our detections over the shared face images with the recorded reference.
 
     Args:
-        image_paths: images to run; unreadable ones are reported and skipped.
-        thresholds: PNet, RNet, ONet score thresholds, given to both detectors.
-        min_face_size: smallest face, pixels, given to both detectors.
-        repeat: runs per image and detector; the fastest is the image's time.
+        faces_dir: the shared data's ``faces`` folder (the fixture's keys are relative to it).
+        reference: ``load_reference()``.
         out: a text stream for the per-image table (stdout when None).
 
     Returns:
-        ``{"images", "package_faces", "matched", "extra", "match_rate", "holds",
-        "package_ms_median", "ours_ms_median", "speedup_median"}``.
+        ``{"images", "reference_faces", "matched", "extra", "match_rate", "holds",
+        "unmatched", "ours_ms_median"}``; ``unmatched`` lists ``image@size`` where a face of
+        either side went unmatched.
     """
-    from mtcnn import MTCNN
-
     from models.detector import MTCNNDetector
 
     stream = out if out is not None else sys.stdout
-    package = MTCNN()
-    ours = MTCNNDetector(min_face_size=min_face_size, thresholds=thresholds)
+    ours = MTCNNDetector()
     ours.warm_up()
-    kwargs = {
-        "min_face_size": min_face_size,
-        "threshold_pnet": thresholds[0],
-        "threshold_rnet": thresholds[1],
-        "threshold_onet": thresholds[2],
-    }
-    images = [(Path(p), read_rgb(Path(p))) for p in image_paths]
-    for path, rgb in images:
+    header = f"{'image':44} {'size':>10} {'min':>4} {'ref':>4} {'ours':>4}"
+    print(f"{header} {'match':>5} {'ms':>7}", file=stream)
+    totals = {"reference_faces": 0, "matched": 0, "extra": 0}
+    unmatched: list[str] = []
+    times = []
+    images = reference["images"]
+    for name in sorted(images):
+        rgb = read_rgb(faces_dir / name)
         if rgb is None:
-            log.warning("skipped %s: OpenCV cannot decode it", path)
-    images = [(p, rgb) for p, rgb in images if rgb is not None]
-    if images:  # the package's first call pays its own start-up costs
-        package.detect_faces(images[0][1], **kwargs)
-
-    header = f"{'image':48} {'size':>10} {'pkg':>4} {'ours':>4} {'match':>5} {'extra':>5}"
-    print(f"{header} {'pkg ms':>8} {'ours ms':>8} {'speedup':>7}", file=stream)
-    totals = {"package_faces": 0, "matched": 0, "extra": 0}
-    package_ms, ours_ms, speedups = [], [], []
-    for path, rgb in images:
-        ref, t_ref = _timed(lambda rgb=rgb: package.detect_faces(rgb, **kwargs), repeat)
-        got, t_ours = _timed(lambda rgb=rgb: ours.detect(rgb), repeat)
-        matched, extra = match_faces(ref, got)
-        totals["package_faces"] += len(ref)
-        totals["matched"] += matched
-        totals["extra"] += extra
-        package_ms.append(t_ref)
-        ours_ms.append(t_ours)
-        speedups.append(t_ref / t_ours)
-        name = str(path.relative_to(path.parents[1])) if len(path.parents) > 1 else path.name
-        size = f"{rgb.shape[1]}x{rgb.shape[0]}"
-        row = f"{name[-48:]:48} {size:>10} {len(ref):>4} {len(got):>4} {matched:>5} {extra:>5}"
-        print(f"{row} {t_ref:8.1f} {t_ours:8.1f} {t_ref / t_ours:7.1f}", file=stream)
-
-    rate = totals["matched"] / totals["package_faces"] if totals["package_faces"] else 1.0
+            log.warning("skipped %s: OpenCV cannot decode it", name)
+            continue
+        height, width = rgb.shape[:2]
+        for size, ref in sorted(images[name].items(), key=lambda kv: int(kv[0])):
+            started = time.perf_counter()
+            got = ours.detect(rgb, min_face_size=int(size))
+            times.append((time.perf_counter() - started) * 1000.0)
+            matched, extra = match_faces(ref, got, width, height)
+            totals["reference_faces"] += len(ref)
+            totals["matched"] += matched
+            totals["extra"] += extra
+            if matched < len(ref) or extra:
+                unmatched.append(f"{name}@{size}")
+            row = f"{name[-44:]:44} {width:>5}x{height:<4} {size:>4} {len(ref):>4} {len(got):>4}"
+            print(f"{row} {matched:>5} {times[-1]:7.1f}", file=stream)
+    count = totals["reference_faces"]
+    rate = totals["matched"] / count if count else 1.0
     return {
         "images": len(images),
         **totals,
         "match_rate": round(rate, 4),
-        "holds": bool(images) and rate >= MIN_MATCH_RATE and totals["extra"] == 0,
-        "package_ms_median": round(statistics.median(package_ms), 1) if images else None,
-        "ours_ms_median": round(statistics.median(ours_ms), 1) if images else None,
-        "speedup_median": round(statistics.median(speedups), 2) if images else None,
+        "holds": bool(count) and rate >= MIN_MATCH_RATE and totals["extra"] == 0,
+        "unmatched": unmatched,
+        "ours_ms_median": round(statistics.median(times), 1) if times else None,
     }
 
 
@@ -177,27 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison over the shared faces folder; exit 1 when parity does not hold."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared_data_dir(), help="shared data folder")
-    parser.add_argument("--min-face-size", type=int, default=20)
-    parser.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7))
-    parser.add_argument("--repeat", type=int, default=1, help="runs per image; fastest counts")
-    parser.add_argument("--threads", type=int, default=0, help="TF intra-op threads, 0 = TF's")
+    parser.add_argument("--fixture", type=Path, default=FIXTURE, help="recorded reference")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
     faces = args.data.resolve() / "faces"
     if not faces.is_dir():
         print(f"no faces folder at {faces} (set FACEQ_TEST_DATA or --data)", file=sys.stderr)
         return 2
-    if args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    result = detect_parity(
-        find_images(faces),
-        thresholds=tuple(args.thresholds),
-        min_face_size=args.min_face_size,
-        repeat=max(1, args.repeat),
-    )
+    result = detect_parity(faces, load_reference(args.fixture))
     print(json.dumps(result))
     return 0 if result["holds"] else 1
 

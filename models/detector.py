@@ -1,38 +1,44 @@
-"""MTCNN face detector: the ``mtcnn`` package's networks and weights, compiled and vectorised.
+"""MTCNN face detector: the ``mtcnn`` package's weights with the reference candidate handling.
 
-``MTCNNDetector`` finds what ``mtcnn.MTCNN().detect_faces`` (mtcnn 1.0.0) finds, in the same
-order and with the same confidences, but many times faster: the package calls its Keras models
-eagerly (heavy per-call overhead) and builds N x N matrices for non-maximum suppression. Here
-each network runs inside one ``tf.function`` traced once, with the package's exact ops inside
-(AREA resize of the [-1, 1] image to every pyramid level, bilinear ``crop_and_resize``): one
-call runs PNet over the whole pyramid (the largest levels cut into bands of rows so that both
-cores share the work, ``_pnet_tiles``), one call RNet and one ONet over all their candidates
-(in cache-sized chunks). Box decoding and suppression are vectorised numpy that reproduces the
-package's arithmetic (float64, and float32 where the package lets TensorFlow compute) and its
-non-greedy suppression rule (see ``suppress``). On the shared test images the outputs are
-bit-identical to the package's.
+The networks and weights are those of the ``mtcnn`` package the service depends on (1.0.0);
+the candidate handling around them is the reference algorithm's, as mtcnn 0.1.1 (the release
+the original service ran) and facenet-pytorch implement it. mtcnn 1.0.0 changed four things
+there, and together they cost clean faces most of their confidence (one candidate per face
+reaches ONet instead of 3-7, and the face's score is the best of far fewer tries; on the shared
+portraits 41 of 93 faces fall under the 0.995 gate, against 11 with the reference handling).
+What this module does, stage by stage, as 0.1.1 does it:
 
-The networks run through ``pnet_forward``, ``rnet_forward`` and ``onet_forward``: the package's
-layers, called in the order of its ``call`` methods, except that PReLU (about 40% of PNet's
-time in the package's form) is evaluated by ``prelu`` on a ``(rows, width * channels)`` view,
-so that the per-channel slopes broadcast along one long contiguous axis. Same operations in
-the same order, hence the same values; detect 5-10% faster. PNet's face probability, the one
-output of its two-class softmax that the detector uses, comes from ``FaceLogit`` instead: the
-sigmoid of the face-minus-background logit (the same function, not the same float
-operations: within 4e-7 of the package's values; detect about 0.8 ms faster on the astronaut).
+1. **PNet** on a pyramid of the image: levels of ``ceil(side * scale)`` pixels, resized from
+   the uint8 image with OpenCV's area interpolation (rounded to uint8), scales
+   ``12 / min_face_size * scale_factor**k`` while the smaller side stays >= 12 px. Windows
+   scoring >= the PNet threshold become boxes ``fix((2 * cell + 1) / scale)`` to
+   ``fix((2 * cell + 12) / scale)``; each level is **suppressed before** its box regression is
+   applied (greedy NMS at 0.5), then all levels together (0.7); then the regression, squaring,
+   and truncation to integers.
+2. **RNet** on 24x24 crops of those integer boxes: the reference's padded crop (one pixel up
+   and left of the box, black outside the image) resized with area interpolation; candidates
+   scoring > the RNet threshold are suppressed (0.7) **before** their regression is applied,
+   then squared.
+3. **ONet** on 48x48 crops of the truncated boxes the same way; candidates scoring > the ONet
+   threshold get their landmarks and regression, then a last suppression ("min" overlap, 0.7).
 
-One deliberate difference: mtcnn 1.0.0 sizes its scale pyramid without the base scale
-``12 / min_face_size``, so for ``min_face_size`` >= 30 (and for some images from about 25) its
-smallest levels shrink below what PNet can take and it fails or silently returns nothing. Below
-``LEGACY_PYRAMID_BELOW`` we keep the package's pyramid level for level (minus the levels it
-would fail on); from there on the pyramid is built correctly: every level whose smaller side is
-at least 12 px. ``min_face_size`` is restricted to ``[MIN_FACE_SIZE_MIN, MIN_FACE_SIZE_MAX]``;
-below 12 px the pyramid would upscale the image.
+Suppression is the reference's greedy NMS (``nms``): the best remaining box is kept and removes
+every box overlapping it by more than the threshold; only kept boxes suppress, and areas count
+``+1`` pixel as in the reference. The one deliberate difference: where the reference gives up
+on the whole image because one crop is empty (a box of no width), that box alone is dropped.
+
+Speed: PNet runs over every pyramid level in one compiled TensorFlow call (the largest levels
+cut into bands of rows so that both cores share the work, ``_pnet_tiles``), RNet and ONet over
+all their candidates in one call each (in cache-sized chunks). The networks run through
+``pnet_forward``, ``rnet_forward`` and ``onet_forward``: the package's layers in the order of
+its ``call`` methods, except that PReLU is evaluated by ``prelu`` on a ``(rows, width *
+channels)`` view (same operations, same values, faster), and PNet's face probability comes from
+``FaceLogit`` (the sigmoid of the face-minus-background logit, within 4e-7 of the softmax).
 
 Conventions (``models.types``): input images are (H, W, 3) uint8 **RGB**; boxes are
-``(x, y, w, h)`` float pixels, clipped to the image as the package's ``fit_to_image`` does
-(corners within ``[0, W-1] x [0, H-1]``); landmarks are (5, 2) float32 in ``LANDMARK_NAMES``
-order, not clipped, ``left_eye`` being the eye on the image's left.
+``(x, y, w, h)`` float pixels with corners clipped to ``[0, W-1] x [0, H-1]``; landmarks are
+(5, 2) float32 in ``LANDMARK_NAMES`` order, not clipped, ``left_eye`` being the eye on the
+image's left. ``min_face_size`` is restricted to ``[MIN_FACE_SIZE_MIN, MIN_FACE_SIZE_MAX]``.
 
 Thread safety: ``detect`` may be called from several threads once ``warm_up`` has run (the
 compiled functions are traced there; calling them concurrently is safe).
@@ -45,9 +51,10 @@ import importlib.resources
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import tensorflow as tf
 from mtcnn.network.onet import ONet
@@ -61,50 +68,48 @@ log = logging.getLogger(__name__)
 
 MIN_FACE_SIZE_MIN = 12
 MIN_FACE_SIZE_MAX = 1000
-# From this min_face_size on, the corrected pyramid replaces the package's (see module doc).
-LEGACY_PYRAMID_BELOW = 30
 
 _CELL = 12  # PNet window, px of a pyramid level
 _STRIDE = 2  # PNet output stride, px of a pyramid level
-_PNET_MIN_SIDE = 11  # smallest level side that still gives PNet a non-empty output
 _RNET_SIZE = 24
 _ONET_SIZE = 48
-# The package's suppression thresholds (StagePNet nms_pnet1/nms_pnet2, StageRNet, StageONet).
+# The reference's suppression thresholds: PNet per level, PNet over all levels, RNet, ONet.
 _NMS_PNET_LEVEL = 0.5
 _NMS_PNET_ALL = 0.7
 _NMS_RNET = 0.7
 _NMS_ONET = 0.7
+_NORM_SHIFT = 127.5
+_NORM_SCALE = 0.0078125  # 1 / 128, exact in float32
 
 # RNet/ONet candidates go through the network in chunks of about this many: small enough for the
 # first layers' activations to stay in cache (2-3x faster than one big batch on CPU), large
 # enough that no chunk has a single row (a batch of one takes another, not bit-identical path).
 _CHUNK = 64
-_PAIRS_PER_BLOCK = 1 << 20  # suppress(): candidate pairs examined at once
-_REACH_MARGIN = 1e-9  # suppress(): relative slack on the x-overlap a "union" pair needs
-_PARALLEL = 8  # while_loop iterations (pyramid levels, chunks) that may run concurrently
+_PARALLEL = 8  # while_loop iterations (pyramid bands, chunks) that may run concurrently
 # PNet runs on bands of rows holding at most about 1/_TILE_PARTS of its work each, none
 # thinner than _TILE_MIN_ROWS output rows or smaller than _TILE_MIN_PIXELS (see _pnet_tiles).
 _TILE_PARTS = 8
 _TILE_MIN_ROWS = 16
 _TILE_MIN_PIXELS = 10_000
 
-_UINT8_IMAGE_SPEC = tf.TensorSpec([None, None, 3], tf.uint8)
-_IMAGE_SPEC = tf.TensorSpec([1, None, None, 3], tf.float32)
+_FLAT_SPEC = tf.TensorSpec([None], tf.uint8)
 _SIZES_SPEC = tf.TensorSpec([None, 2], tf.int32)
-_BOXES_SPEC = tf.TensorSpec([None, 4], tf.float32)
-_BOUNDS_SPEC = tf.TensorSpec([None], tf.int32)
+_OFFSETS_SPEC = tf.TensorSpec([None], tf.int64)
 _TILES_SPEC = tf.TensorSpec([None, 3], tf.int32)
+_BOUNDS_SPEC = tf.TensorSpec([None], tf.int32)
+
+
+def _patches_spec(size: int) -> tf.TensorSpec:
+    return tf.TensorSpec([None, size, size, 3], tf.float32)
 
 
 def scale_pyramid(
     height: int, width: int, min_face_size: int, scale_factor: float = 0.709
 ) -> list[float]:
-    """Return the pyramid scales PNet runs at, largest first.
+    """Return the pyramid scales PNet runs at, largest first, as the reference computes them.
 
-    Below ``LEGACY_PYRAMID_BELOW`` these are mtcnn 1.0.0's scales
-    (``utils.images.build_scale_pyramid``), minus any level too small for PNet (the package
-    fails on those); from there on, ``12 / min_face_size * scale_factor**k`` for every ``k``
-    whose level keeps its smaller side >= 12 px.
+    ``12 / min_face_size * scale_factor**k`` for as long as the image's smaller side, scaled
+    (by repeated multiplication, as the reference does it), stays >= 12 px.
 
     Args:
         height: image height in pixels.
@@ -115,19 +120,20 @@ def scale_pyramid(
     Returns:
         The scales, possibly empty (image too small for PNet).
     """
-    min_dim = min(height, width)
-    if min_dim < _CELL:
-        return []
     base = _CELL / min_face_size
-    if min_face_size < LEGACY_PYRAMID_BELOW:
-        # The package's arithmetic, kept as is: level sizes are truncated from these floats.
-        count = round(-((np.log(min_dim / _CELL) / np.log(scale_factor)) + 1))
-        scales = base * scale_factor ** np.arange(max(count, 0))
-        return [float(s) for s in scales if _level_shape(height, width, s).min() >= _PNET_MIN_SIDE]
+    min_layer = min(height, width) * base
+    scales = []
     count = 0
-    while min_dim * (base * scale_factor**count) >= _CELL:
+    while min_layer >= _CELL:
+        scales.append(float(base * np.power(scale_factor, count)))
+        min_layer *= scale_factor
         count += 1
-    return [float(s) for s in base * scale_factor ** np.arange(count)]
+    return scales
+
+
+def _level_shape(height: int, width: int, scale: float) -> np.ndarray:
+    """Return a pyramid level's (h, w) as the reference sizes it: ``ceil(side * scale)``."""
+    return np.asarray([int(np.ceil(height * scale)), int(np.ceil(width * scale))], dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -137,157 +143,192 @@ class Pyramid:
     scales: tuple[float, ...]  # largest first; empty when the image is too small for PNet
     shapes: np.ndarray  # (L, 2) int32 level (h, w), read-only
     out_shapes: np.ndarray  # (L, 2) PNet output (h, w) per level, read-only
-    shapes_tensor: tf.Tensor | None  # ``shapes`` and ``_pnet_tiles(shapes)`` as the PNet
-    tiles_tensor: tf.Tensor | None  # graph takes them (None for an empty pyramid)
+    offsets: np.ndarray  # (L,) int64 start of each level in the flat level buffer, read-only
+    tiles: np.ndarray  # (T, 3) int32 bands ``_pnet_tiles(shapes)``, read-only
 
 
 @functools.lru_cache(maxsize=256)
 def pyramid(height: int, width: int, min_face_size: int, scale_factor: float) -> Pyramid:
     """Return the pyramid of an image size, computed once per size (a camera sends one size).
 
-    The scales, level shapes, bands and their tensors are 0.1 ms of Python in a tight loop,
-    0.3 ms between the detector's TensorFlow calls; cached, an image of a size seen before
-    skips them (astronaut detect, alternating with the uncached form: 0.42 and 0.70 ms faster,
-    medians of 300 pairs). Thread-safe (``lru_cache``), and nothing it returns can be
-    modified.
+    Thread-safe (``lru_cache``), and nothing it returns can be modified.
     """
     scales = tuple(scale_pyramid(height, width, min_face_size, scale_factor))
-    if not scales:
-        empty = np.empty((0, 2), dtype=np.int32)
-        empty.flags.writeable = False
-        return Pyramid(scales, empty, empty, None, None)
-    shapes = np.stack([_level_shape(height, width, s) for s in scales])
+    if scales:
+        shapes = np.stack([_level_shape(height, width, s) for s in scales])
+        tiles = _pnet_tiles(shapes)
+    else:
+        shapes = np.empty((0, 2), dtype=np.int32)
+        tiles = np.empty((0, 3), dtype=np.int32)
     out_shapes = _pnet_output_shapes(shapes)
-    tiles = tf.constant(_pnet_tiles(shapes))
-    shapes_tensor = tf.constant(shapes)
-    shapes.flags.writeable = False
-    out_shapes.flags.writeable = False
-    return Pyramid(scales, shapes, out_shapes, shapes_tensor, tiles)
+    sizes = shapes.astype(np.int64).prod(axis=1) * 3
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    for array in (shapes, out_shapes, offsets, tiles):
+        array.flags.writeable = False
+    return Pyramid(scales, shapes, out_shapes, offsets, tiles)
 
 
-def _level_shape(height: int, width: int, scale: float) -> np.ndarray:
-    """Return a pyramid level's (h, w) as the package gets it: float product, truncated."""
-    return (np.asarray([height, width]) * np.float64(scale)).astype(np.int32)
+def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Greedy non-maximum suppression as the reference MTCNN does it.
 
+    The best remaining box (by column 4) is kept, and every remaining box that overlaps it by
+    more than ``threshold`` is removed; repeat until none remains. Only kept boxes suppress.
+    Overlap counts pixels inclusively, as the reference: areas ``(x2 - x1 + 1) * (y2 - y1 + 1)``,
+    intersection sides ``max(0, min(x2) - max(x1) + 1)``; "union" divides by the union, "min"
+    by the smaller area. Boxes are ranked once by ``np.argsort`` of the scores, best taken from
+    the end, so ties fall as in the reference.
 
-def suppress(
-    boxes: np.ndarray,
-    threshold: float,
-    method: str = "union",
-    groups: np.ndarray | None = None,
-) -> np.ndarray:
-    """Return the indices of the boxes that mtcnn 1.0.0's ``nms`` keeps, ascending.
-
-    Not greedy NMS: box ``j`` is dropped when *any* box before it (already dropped or not)
-    overlaps it by more than ``threshold``. Overlap is the package's formula, in float64:
-    ``inter / (area_i + area_j - inter)`` ("union") or ``inter / min(area_i, area_j)``
-    ("min"), areas ``(x2 - x1) * (y2 - y1)`` without the +1. Only pairs that overlap enough
-    in x are ever compared (found by a sweep over x1), so this costs far less than the
-    package's N x N matrices while deciding every pair the same way: a pair without a
-    positive intersection has an overlap of 0 (or NaN), never above a threshold >= 0; and
-    for "union", an overlap above ``t`` needs ``inter * (1 + t) > t * (area_i + area_j)``,
-    hence (with ``inter <= inter_x * min(h_i, h_j)``) an x-overlap above
-    ``t / (1 + t) * (w_i + w_j)``: pairs short of that (less a margin far above float
-    rounding) cannot fail, and are not compared. On famous-selfie this leaves about half of
-    the pairs (PNet levels 83,382 -> 43,420; RNet stage 26,283 -> 12,304).
+    The reference compares the kept box with every remaining one, a numpy pass per kept box
+    (1,317 passes for famous-selfie's PNet candidates). Here only pairs that intersect in x
+    are compared, found by a sweep over ``x1``, each once and with the reference's formula
+    (symmetric in the pair, so the same float result); the greedy pass then walks the ranks.
 
     Args:
-        boxes: (N, 4) float64 ``x1, y1, x2, y2`` in rank order (best first).
-        threshold: overlap above which the later box is dropped, >= 0.
+        boxes: (N, >=5) float ``x1, y1, x2, y2, score, ...``.
+        threshold: overlap above which a box is removed.
         method: "union" or "min".
-        groups: optional (N,) integer labels: boxes are only compared within their group, as
-            if each group went through ``nms`` on its own (the PNet stage suppresses every
-            pyramid level on its own; one call for all levels saves a call per level).
 
     Returns:
-        (K,) int64 indices into ``boxes``, ascending (so still in rank order).
+        (K,) int64 indices of the kept boxes, best first.
     """
     if method not in ("union", "min"):
         raise ValueError(f"method must be 'union' or 'min', not {method!r}")
     n = boxes.shape[0]
-    if n < 2:
-        return np.arange(n)
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    area = (x2 - x1) * (y2 - y1)
-    # Sorted by group, then x1; the partners of sorted box p are the boxes after it in its
-    # group whose x1 lies before its x2.
-    if groups is None:
-        order, firsts = np.argsort(x1, kind="stable"), [0]
-    else:
-        order = np.lexsort((x1, groups))
-        firsts = np.unique(groups[order], return_index=True)[1].tolist()
-    sorted_x1, sorted_x2 = x1[order], x2[order]
-    bounds = [*firsts, n]
-    # Partners must start before ``reach`` (see above): the x-overlap a "union" pair needs,
-    # with the narrowest width of the group (boxes of no positive width never fail).
-    reach = sorted_x2
-    if method == "union":
-        widths = sorted_x2 - sorted_x1
-        narrowest = np.maximum(np.minimum.reduceat(widths, firsts), 0.0)
-        narrowest = np.repeat(narrowest, np.diff(bounds))
-        needed = threshold / (1.0 + threshold) * (widths + narrowest) * (1.0 - _REACH_MARGIN)
-        needed -= _REACH_MARGIN * (1.0 + np.abs(sorted_x2))
-        reach = sorted_x2 - np.maximum(needed, 0.0)
-    end = np.empty(n, dtype=np.int64)
-    for lo, hi in itertools.pairwise(bounds):
-        end[lo:hi] = lo + np.searchsorted(sorted_x1[lo:hi], reach[lo:hi], side="left")
-    counts = np.maximum(end - np.arange(n) - 1, 0)
-    ends = np.cumsum(counts)
-    dropped = np.zeros(n, dtype=bool)
-    # Pairs are made a block of sorted boxes at a time, to bound memory on crowded images.
-    cuts = np.searchsorted(ends, np.arange(_PAIRS_PER_BLOCK, int(ends[-1]), _PAIRS_PER_BLOCK))
-    for lo, hi in itertools.pairwise([0, *np.unique(cuts).tolist(), n]):
-        block = counts[lo:hi]
-        total = int(block.sum())
-        if total == 0:
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    ranked = np.argsort(boxes[:, 4])[::-1]
+    x1, y1, x2, y2 = (boxes[ranked, k] for k in range(4))
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    # Box q intersects box p in x when max(x1) < min(x2) + 1: sorted by x1, p's partners are
+    # the boxes after it whose x1 lies before p's x2 + 1 (and, checked below, q's own x2 + 1).
+    by_x = np.argsort(x1, kind="stable")
+    ends = np.searchsorted(x1[by_x], x2[by_x] + 1, side="left")
+    counts = np.maximum(ends - np.arange(n) - 1, 0)
+    first = np.repeat(np.arange(n), counts)
+    second = first + 1 + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    i, j = by_x[first], by_x[second]
+    w = np.maximum(0.0, np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j]) + 1)
+    h = np.maximum(0.0, np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j]) + 1)
+    inter = w * h
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "min":
+            overlap = inter / np.minimum(area[i], area[j])
+        else:
+            overlap = inter / (area[i] + area[j] - inter)
+    close = overlap > threshold
+    # Each close pair as an edge from the better rank to the worse, grouped by the better.
+    better, worse = np.minimum(i[close], j[close]), np.maximum(i[close], j[close])
+    order = np.argsort(better, kind="stable")
+    better, worse = better[order], worse[order]
+    starts = np.searchsorted(better, np.arange(n + 1)).tolist()
+    worse_list = worse.tolist()
+    removed = bytearray(n)
+    keep = []
+    for rank in range(n):
+        if removed[rank]:
             continue
-        first = np.repeat(np.arange(lo, hi), block)
-        offsets = np.arange(total) - np.repeat(np.cumsum(block) - block, block)
-        i, j = order[first], order[first + 1 + offsets]
-        inter_x = np.maximum(0, np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j]))
-        inter_y = np.maximum(0, np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j]))
-        inter = inter_x * inter_y
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if method == "union":
-                overlap = inter / (area[i] + area[j] - inter)
-            else:
-                overlap = inter / np.minimum(area[i], area[j])
-            failed = overlap > threshold
-        dropped[np.maximum(i[failed], j[failed])] = True
-    return np.flatnonzero(~dropped)
+        keep.append(rank)
+        for other in worse_list[starts[rank] : starts[rank + 1]]:
+            removed[other] = 1
+    return ranked[np.asarray(keep, dtype=np.int64)]
 
 
-def _sort_by_score(boxes: np.ndarray, column: int = 5) -> np.ndarray:
-    """Sort rows by score, best first, exactly as the package (reversed default argsort)."""
-    return boxes[np.argsort(boxes[:, column])[::-1]]
+def _window_boxes(prob: np.ndarray, reg: np.ndarray, scale: float, threshold: float) -> np.ndarray:
+    """Turn one level's PNet maps into candidate boxes, as the reference does.
 
+    Args:
+        prob: (h, w) face probabilities of the level's windows.
+        reg: (h, w, 4) box regressions (x1, y1, x2, y2 offsets, in window sides).
+        scale: the level's scale.
+        threshold: windows scoring >= this become candidates.
 
-def _to_square(boxes: np.ndarray) -> np.ndarray:
-    """Grow boxes (columns 1..4 = x1, y1, x2, y2) to squares around their centre (package)."""
-    boxes = boxes.copy()
-    h = boxes[:, 4] - boxes[:, 2]
-    w = boxes[:, 3] - boxes[:, 1]
-    side = np.maximum(w, h)
-    boxes[:, 1] = boxes[:, 1] + w * 0.5 - side * 0.5
-    boxes[:, 2] = boxes[:, 2] + h * 0.5 - side * 0.5
-    boxes[:, 3] = boxes[:, 1] + side
-    boxes[:, 4] = boxes[:, 2] + side
-    return boxes
-
-
-def _refine(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Apply RNet/ONet box offsets as the package's ``adjust_bboxes`` does.
-
-    There the offsets are a TensorFlow tensor, so ``boxes += offsets * sizes`` is computed by
-    TensorFlow in float32 (numpy defers to the tensor's operators) and stored back into the
-    float64 array: both the product and the sum are rounded to float32 here too.
+    Returns:
+        (K, 9) float64 rows ``x1, y1, x2, y2, score, dx1, dy1, dx2, dy2`` in image pixels,
+        windows in column-major order (the reference walks the transposed map).
     """
+    cols, rows = np.nonzero(prob.T >= threshold)
+    if cols.size == 0:
+        return np.empty((0, 9))
+    # The reference flips its (transposed) regression maps upside down when a level has exactly
+    # one candidate, so that candidate's offsets are read from the mirrored column.
+    reg_cols = prob.shape[1] - 1 - cols if cols.size == 1 else cols
+    offsets = reg[rows, reg_cols].astype(np.float64)
+    cell = np.stack([cols, rows], axis=1).astype(np.float64)
+    top_left = np.fix((_STRIDE * cell + 1) / scale)
+    bottom_right = np.fix((_STRIDE * cell + _CELL) / scale)
+    score = prob[rows, cols].astype(np.float64)[:, np.newaxis]
+    return np.hstack([top_left, bottom_right, score, offsets])
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Grow ``x1, y1, x2, y2`` (columns 0-3) to squares around their centres (``rerec``)."""
     boxes = boxes.copy()
-    w = boxes[:, 3] - boxes[:, 1] + 1
-    h = boxes[:, 4] - boxes[:, 2] + 1
-    sizes = np.stack([w, h, w, h], axis=-1).astype(np.float32)
-    boxes[:, 1:5] = boxes[:, 1:5].astype(np.float32) + offsets.astype(np.float32) * sizes
+    height = boxes[:, 3] - boxes[:, 1]
+    width = boxes[:, 2] - boxes[:, 0]
+    side = np.maximum(width, height)
+    boxes[:, 0] = boxes[:, 0] + width * 0.5 - side * 0.5
+    boxes[:, 1] = boxes[:, 1] + height * 0.5 - side * 0.5
+    boxes[:, 2] = boxes[:, 0] + side
+    boxes[:, 3] = boxes[:, 1] + side
     return boxes
+
+
+def _regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Apply RNet/ONet box offsets (in box sides, counted inclusively) as ``bbreg``."""
+    boxes = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    boxes[:, 0:4] = boxes[:, 0:4] + offsets[:, 0:4].astype(np.float64) * np.stack(
+        [w, h, w, h], axis=1
+    )
+    return boxes
+
+
+def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the reference's padded crops of integer boxes and resize them for RNet or ONet.
+
+    The reference reads box ``x1..x2`` (inclusive) as image columns ``x1 - 1 .. x2 - 1``, fills
+    what lies outside the image with black, and area-resizes the float crop; the crops are then
+    normalised to ``(v - 127.5) / 128``.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        boxes: (N, >=4) integer-valued ``x1, y1, x2, y2``.
+        size: 24 (RNet) or 48 (ONet).
+
+    Returns:
+        (M, size, size, 3) float32 normalised patches, and the (M,) indices of the boxes they
+        come from (a box of no width or height has no crop).
+    """
+    height, width = image.shape[:2]
+    corners = boxes[:, 0:4].astype(np.int64)
+    patches = []
+    kept = []
+    for k, (x1, y1, x2, y2) in enumerate(corners):
+        crop_w, crop_h = x2 - x1 + 1, y2 - y1 + 1
+        if crop_w <= 0 or crop_h <= 0:
+            continue
+        left, top = x1 - 1, y1 - 1
+        if left >= 0 and top >= 0 and left + crop_w <= width and top + crop_h <= height:
+            crop = image[top : top + crop_h, left : left + crop_w].astype(np.float32)
+        else:
+            crop = np.zeros((crop_h, crop_w, 3), dtype=np.float32)
+            sx0, sy0 = max(left, 0), max(top, 0)
+            sx1, sy1 = min(left + crop_w, width), min(top + crop_h, height)
+            if sx1 > sx0 and sy1 > sy0:
+                crop[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = image[sy0:sy1, sx0:sx1]
+        patches.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+        kept.append(k)
+    if not patches:
+        return np.empty((0, size, size, 3), dtype=np.float32), np.empty(0, dtype=np.int64)
+    batch = (np.stack(patches) - np.float32(_NORM_SHIFT)) * np.float32(_NORM_SCALE)
+    return batch, np.asarray(kept, dtype=np.int64)
+
+
+def _chunk_bounds(count: int) -> tf.Tensor:
+    """Near-equal chunks of about ``_CHUNK`` rows, none of one row (when count > 1)."""
+    chunks = max(1, -(-count // _CHUNK))
+    return tf.constant((np.arange(chunks + 1) * count // chunks).astype(np.int32))
 
 
 def _pnet_output_shapes(shapes: np.ndarray) -> np.ndarray:
@@ -328,60 +369,6 @@ def _pnet_tiles(shapes: np.ndarray, parts: int = _TILE_PARTS) -> np.ndarray:
     return np.asarray(tiles, dtype=np.int32)
 
 
-def _pnet_candidates(
-    probs: np.ndarray,
-    regs: np.ndarray,
-    out_shapes: np.ndarray,
-    scales: Sequence[float],
-    threshold: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decode every level's PNet maps into boxes in image pixels, with the package's math.
-
-    Args:
-        probs: (M,) float32 face probabilities of all levels, each flattened row-major.
-        regs: (M, 4) float32 box regressions, same layout.
-        out_shapes: (L, 2) PNet output (h, w) per level.
-        scales: the L levels' scales.
-        threshold: PNet score threshold (strictly greater passes).
-
-    Returns:
-        (K, 6) float64 rows ``[0, x1, y1, x2, y2, score]`` level by level, each level ranked
-        best first exactly as the package ranks it (``np.argsort`` of the level's scores,
-        reversed), and the (K,) level of each row.
-    """
-    sizes = out_shapes.prod(axis=1)
-    ends = np.cumsum(sizes)
-    hits = np.flatnonzero(probs > threshold)  # level by level, row-major: the package's order
-    if hits.size == 0:
-        return np.empty((0, 6)), np.empty(0, dtype=np.int64)
-    level = np.searchsorted(ends, hits, side="right")
-    pos = hits - (ends - sizes)[level]
-    width = out_shapes[level, 1]
-    ys, xs = pos // width, pos % width
-    r = regs[hits]
-    span = _CELL - 1
-    left, top = xs * _STRIDE + 1, ys * _STRIDE + 1
-    right, bottom = xs * _STRIDE + _CELL, ys * _STRIDE + _CELL
-    boxes = np.stack(
-        [
-            np.zeros(hits.size),
-            left + r[:, 0].astype(np.float64) * span,
-            top + r[:, 1].astype(np.float64) * span,
-            right + r[:, 2].astype(np.float64) * span,
-            bottom + r[:, 3].astype(np.float64) * span,
-            probs[hits],
-        ],
-        axis=1,
-    )
-    bounds = np.searchsorted(level, np.arange(len(scales) + 1))
-    order = np.concatenate(
-        [lo + np.argsort(boxes[lo:hi, 5])[::-1] for lo, hi in itertools.pairwise(bounds)]
-    )
-    boxes, level = boxes[order], level[order]
-    boxes[:, 1:5] = boxes[:, 1:5] / np.asarray(scales, dtype=np.float64)[level][:, np.newaxis]
-    return boxes, level
-
-
 def _check_min_face_size(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"min_face_size must be an integer, not {type(value).__name__}")
@@ -394,14 +381,14 @@ def _check_min_face_size(value: object) -> int:
 
 
 class MTCNNDetector:
-    """MTCNN (PNet -> RNet -> ONet) with the ``mtcnn`` package's networks, weights and semantics.
+    """MTCNN (PNet -> RNet -> ONet): the ``mtcnn`` package's weights, the reference algorithm.
 
     Args:
         min_face_size: default smallest face side to find, pixels, in
             ``[MIN_FACE_SIZE_MIN, MIN_FACE_SIZE_MAX]``.
         scale_factor: ratio between pyramid levels, in [0.1, 0.95].
-        thresholds: PNet, RNet and ONet score thresholds, each in [0, 1]; a candidate passes a
-            stage when its score is strictly greater.
+        thresholds: PNet, RNet and ONet score thresholds, each in [0, 1]; a PNet window passes
+            at or above its threshold, an RNet or ONet candidate strictly above (reference).
     """
 
     name = "mtcnn"
@@ -430,13 +417,14 @@ class MTCNNDetector:
         self._onet = _load(ONet(), weights / "onet.lz4")
         self._pnet_face = FaceLogit.of(self._pnet.conv4_2)
         self._pnet_fn = tf.function(
-            self._pnet_graph, input_signature=[_UINT8_IMAGE_SPEC, _SIZES_SPEC, _TILES_SPEC]
+            self._pnet_graph,
+            input_signature=[_FLAT_SPEC, _SIZES_SPEC, _OFFSETS_SPEC, _TILES_SPEC],
         )
         self._rnet_fn = tf.function(
-            self._rnet_graph, input_signature=[_IMAGE_SPEC, _BOXES_SPEC, _BOUNDS_SPEC]
+            self._rnet_graph, input_signature=[_patches_spec(_RNET_SIZE), _BOUNDS_SPEC]
         )
         self._onet_fn = tf.function(
-            self._onet_graph, input_signature=[_IMAGE_SPEC, _BOXES_SPEC, _BOUNDS_SPEC]
+            self._onet_graph, input_signature=[_patches_spec(_ONET_SIZE), _BOUNDS_SPEC]
         )
         # Requests call the traced concrete functions: a tf.function call binds and checks its
         # arguments in Python each time, about 0.25 ms more per call (three calls an image).
@@ -448,38 +436,30 @@ class MTCNNDetector:
     # -- compiled graphs (each traced once, in __init__) -------------------------------------
 
     def _pnet_graph(
-        self, image: tf.Tensor, sizes: tf.Tensor, tiles: tf.Tensor
+        self, flat: tf.Tensor, sizes: tf.Tensor, offsets: tf.Tensor, tiles: tf.Tensor
     ) -> tuple[tf.Tensor, ...]:
-        """Normalise the image and run PNet on every pyramid level in one call.
+        """Run PNet on every pyramid level in one call.
 
-        The levels are resized side by side, then PNet runs on the ``tiles`` side by side:
-        rows ``(level, first input row, end input row)`` from ``_pnet_tiles``.
+        ``flat`` holds the uint8 levels one after the other (level ``i`` of shape
+        ``sizes[i] + (3,)`` from ``offsets[i]``); PNet runs on the ``tiles`` side by side: rows
+        ``(level, first input row, end input row)`` from ``_pnet_tiles``.
 
-        Returns the normalised image (1, H, W, 3) for the later stages, and the tiles' face
-        probabilities and box regressions, each tile flattened row-major and concatenated:
-        the tiles are in level and row order, so this is every level's map in turn.
+        Returns the tiles' face probabilities and box regressions, each tile flattened
+        row-major and concatenated: the tiles are in level and row order, so this is every
+        level's map in turn.
         """
-        # Exact in float32 (steps of 1/256), so equal to the package's float64 values.
-        normalized = ((tf.cast(image, tf.float32) - 127.5) / 128.0)[tf.newaxis]
-        count = tf.shape(sizes)[0]
-        levels = tf.TensorArray(
-            tf.float32, size=count, infer_shape=False, element_shape=[1, None, None, 3]
-        )
-
-        def resize(i: tf.Tensor, levels: tf.TensorArray) -> tuple:
-            # The package resizes each level from the full normalised image with AREA.
-            level = tf.image.resize(normalized, sizes[i], method=tf.image.ResizeMethod.AREA)
-            return i + 1, levels.write(i, level)
-
-        _, levels = tf.while_loop(
-            lambda i, *_: i < count, resize, [0, levels], parallel_iterations=_PARALLEL
-        )
         jobs = tf.shape(tiles)[0]
         logits = tf.TensorArray(tf.float32, size=jobs, infer_shape=False, element_shape=[None])
         regs = tf.TensorArray(tf.float32, size=jobs, infer_shape=False, element_shape=[None, 4])
 
         def tile(j: tf.Tensor, logits: tf.TensorArray, regs: tf.TensorArray) -> tuple:
-            rows = levels.read(tiles[j, 0])[:, tiles[j, 1] : tiles[j, 2]]
+            level, first, end = tiles[j, 0], tiles[j, 1], tiles[j, 2]
+            width = tf.cast(sizes[level, 1], tf.int64)
+            start = offsets[level] + tf.cast(first, tf.int64) * width * 3
+            stop = offsets[level] + tf.cast(end, tf.int64) * width * 3
+            rows = tf.reshape(flat[start:stop], [1, end - first, sizes[level, 1], 3])
+            # Exact in float32 (steps of 1/128), so the reference's float64 values.
+            rows = (tf.cast(rows, tf.float32) - _NORM_SHIFT) * _NORM_SCALE
             reg, logit = pnet_forward(self._pnet, rows, self._pnet_face)
             logits = logits.write(j, tf.reshape(logit, [-1]))
             regs = regs.write(j, tf.reshape(reg[0], [-1, 4]))
@@ -491,35 +471,23 @@ class MTCNNDetector:
         # One sigmoid over every tile: an element's value may depend on where it falls in the
         # tensor (vectorised body or scalar tail), so not per tile, which would make the bands
         # differ from whole levels in the last ulp.
-        return normalized, tf.math.sigmoid(logits.concat()), regs.concat()
+        return tf.math.sigmoid(logits.concat()), regs.concat()
 
-    def _rnet_graph(
-        self, image: tf.Tensor, boxes: tf.Tensor, bounds: tf.Tensor
-    ) -> tuple[tf.Tensor, ...]:
-        return _chunked(
-            lambda x: rnet_forward(self._rnet, x), image, boxes, bounds, _RNET_SIZE, (4, 2)
-        )
+    def _rnet_graph(self, patches: tf.Tensor, bounds: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return _chunked(lambda x: rnet_forward(self._rnet, x), patches, bounds, (4, 2))
 
-    def _onet_graph(
-        self, image: tf.Tensor, boxes: tf.Tensor, bounds: tf.Tensor
-    ) -> tuple[tf.Tensor, ...]:
-        return _chunked(
-            lambda x: onet_forward(self._onet, x), image, boxes, bounds, _ONET_SIZE, (4, 10, 2)
-        )
+    def _onet_graph(self, patches: tf.Tensor, bounds: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return _chunked(lambda x: onet_forward(self._onet, x), patches, bounds, (4, 10, 2))
 
     # -- public API --------------------------------------------------------------------------
 
     def warm_up(self) -> None:
         """Run each compiled stage once, and a whole detection (a second or two)."""
         started = time.perf_counter()
-        shapes = np.asarray([[64, 64], [32, 32]], dtype=np.int32)
-        normalized, _, _ = self._pnet_fn(
-            tf.zeros([64, 64, 3], tf.uint8), tf.constant(shapes), tf.constant(_pnet_tiles(shapes))
-        )
-        boxes = tf.constant([[0.1, 0.1, 0.6, 0.6], [0.3, 0.2, 0.9, 0.8]], tf.float32)
-        bounds = tf.constant([0, 2], tf.int32)
-        self._rnet_fn(normalized, boxes, bounds)
-        self._onet_fn(normalized, boxes, bounds)
+        levels = pyramid(64, 64, 20, self.scale_factor)
+        self._pnet_levels(np.zeros((64, 64, 3), np.uint8), levels)
+        for call, size in ((self._rnet_call, _RNET_SIZE), (self._onet_call, _ONET_SIZE)):
+            call(tf.zeros([2, size, size, 3], tf.float32), _chunk_bounds(2))
         # A textured image of service-like size: primes allocators and oneDNN kernels too.
         rng = np.random.default_rng(0)
         self.detect(rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8))
@@ -533,9 +501,9 @@ class MTCNNDetector:
             min_face_size: smallest face side to find, pixels; the detector's default when None.
 
         Returns:
-            Faces in the package's order (ONet confidence, highest first): boxes ``(x, y, w, h)``
-            float pixels with corners clipped to the image, landmarks (5, 2) float32. Empty for
-            an image smaller than PNet's 12 px window.
+            Faces, highest ONet confidence first: boxes ``(x, y, w, h)`` float pixels with
+            corners clipped to the image, landmarks (5, 2) float32. Empty for an image smaller
+            than PNet's 12 px window.
 
         Raises:
             TypeError: ``image`` is not a numpy array or ``min_face_size`` not an integer.
@@ -552,56 +520,91 @@ class MTCNNDetector:
         levels = pyramid(height, width, size, self.scale_factor)
         if not levels.scales:
             return []
-        normalized, boxes = self._stage_pnet(image, levels)
-        if boxes.shape[0]:
-            boxes = self._stage_rnet(normalized, boxes, height, width)
-        if boxes.shape[0]:
-            boxes = self._stage_onet(normalized, boxes, height, width)
+        boxes = self._stage_pnet(image, levels)
         if not boxes.shape[0]:
             return []
-        return _faces(boxes, height, width)
+        boxes = self._stage_rnet(image, boxes)
+        if not boxes.shape[0]:
+            return []
+        boxes, marks = self._stage_onet(image, boxes)
+        return _faces(boxes, marks, height, width)
 
-    # -- stages: numpy mirrors of mtcnn.stages, float64 like the package ---------------------
+    # -- stages: the reference's candidate handling, float64 like the reference ---------------
 
-    def _stage_pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[tf.Tensor, np.ndarray]:
-        normalized, probs, regs = self._pnet_call(
-            tf.constant(image), levels.shapes_tensor, levels.tiles_tensor
+    def _pnet_levels(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
+        """Resize the image to every level and run PNet; flat probabilities and regressions."""
+        flat = np.concatenate(
+            [
+                cv2.resize(image, (int(w), int(h)), interpolation=cv2.INTER_AREA).ravel()
+                for h, w in levels.shapes
+            ]
         )
-        probs, regs = probs.numpy(), regs.numpy()
-        boxes, level = _pnet_candidates(
-            probs, regs, levels.out_shapes, levels.scales, self.thresholds[0]
+        probs, regs = self._pnet_call(
+            tf.constant(flat),
+            tf.constant(levels.shapes),
+            tf.constant(levels.offsets),
+            tf.constant(levels.tiles),
         )
-        # Each level suppressed on its own (one call for all), then all levels together.
-        boxes = _sort_by_score(boxes[suppress(boxes[:, 1:5], _NMS_PNET_LEVEL, groups=level)])
-        boxes = boxes[suppress(boxes[:, 1:5], _NMS_PNET_ALL)]
-        return normalized, _to_square(boxes)
+        return probs.numpy(), regs.numpy()
 
-    def _stage_rnet(
-        self, image: tf.Tensor, boxes: np.ndarray, height: int, width: int
-    ) -> np.ndarray:
-        reg, prob = self._rnet_call(image, *_crop_inputs(boxes, height, width))
-        boxes = boxes.copy()
-        boxes[:, 5] = prob.numpy()[:, 1]
-        boxes = _refine(boxes, reg.numpy())
-        boxes = _sort_by_score(boxes[boxes[:, 5] > self.thresholds[1]])
-        boxes = boxes[suppress(boxes[:, 1:5], _NMS_RNET)]
-        return _to_square(boxes)
+    def _stage_pnet(self, image: np.ndarray, levels: Pyramid) -> np.ndarray:
+        probs, regs = self._pnet_levels(image, levels)
+        ends = np.cumsum(levels.out_shapes.prod(axis=1))
+        found = []
+        for scale, (h, w), end in zip(levels.scales, levels.out_shapes, ends, strict=True):
+            start = end - h * w
+            boxes = _window_boxes(
+                probs[start:end].reshape(h, w),
+                regs[start:end].reshape(h, w, 4),
+                scale,
+                self.thresholds[0],
+            )
+            found.append(boxes[nms(boxes, _NMS_PNET_LEVEL)])
+        boxes = np.concatenate(found)
+        if not boxes.shape[0]:
+            return boxes[:, :5]
+        boxes = boxes[nms(boxes, _NMS_PNET_ALL)]
+        # The window regression is in window sides counted exclusively (no +1), then squared.
+        w = boxes[:, 2] - boxes[:, 0]
+        h = boxes[:, 3] - boxes[:, 1]
+        sides = np.stack([w, h, w, h], axis=1)
+        boxes = np.hstack([boxes[:, 0:4] + boxes[:, 5:9] * sides, boxes[:, 4:5]])
+        boxes = _square(boxes)
+        boxes[:, 0:4] = np.fix(boxes[:, 0:4])
+        return boxes
 
-    def _stage_onet(
-        self, image: tf.Tensor, boxes: np.ndarray, height: int, width: int
-    ) -> np.ndarray:
-        reg, marks, prob = self._onet_call(image, *_crop_inputs(boxes, height, width))
-        # Landmarks come relative to the ONet input box; the package keeps them in float32.
-        marks = marks.numpy().copy()
-        w = boxes[:, 3:4] - boxes[:, 1:2] + 1
-        h = boxes[:, 4:5] - boxes[:, 2:3] + 1
-        marks[:, 0:5] = w * marks[:, 0:5] + boxes[:, 1:2] - 1
-        marks[:, 5:10] = h * marks[:, 5:10] + boxes[:, 2:3] - 1
-        boxes = boxes.copy()
-        boxes[:, 5] = prob.numpy()[:, 1]
-        boxes = np.concatenate([_refine(boxes, reg.numpy()), marks], axis=-1)
-        boxes = _sort_by_score(boxes[boxes[:, 5] > self.thresholds[2]])
-        return boxes[suppress(boxes[:, 1:5], _NMS_ONET, method="min")]
+    def _stage_rnet(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        patches, kept = _crops(image, boxes, _RNET_SIZE)
+        if not kept.size:
+            return boxes[:0]
+        reg, prob = self._rnet_call(tf.constant(patches), _chunk_bounds(kept.size))
+        score = prob.numpy()[:, 1].astype(np.float64)
+        passed = score > self.thresholds[1]
+        boxes = np.hstack([boxes[kept[passed], 0:4], score[passed, np.newaxis]])
+        offsets = reg.numpy()[passed]
+        pick = nms(boxes, _NMS_RNET)
+        return _square(_regress(boxes[pick], offsets[pick]))
+
+    def _stage_onet(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes = np.fix(boxes[:, 0:4])
+        patches, kept = _crops(image, boxes, _ONET_SIZE)
+        if not kept.size:
+            return boxes[:0], np.empty((0, 5, 2), dtype=np.float32)
+        reg, marks, prob = self._onet_call(tf.constant(patches), _chunk_bounds(kept.size))
+        score = prob.numpy()[:, 1].astype(np.float64)
+        passed = score > self.thresholds[2]
+        boxes = np.hstack([boxes[kept[passed]], score[passed, np.newaxis]])
+        marks = marks.numpy()[passed].astype(np.float64)
+        # Landmarks come relative to the ONet input box (sides counted inclusively).
+        w = boxes[:, 2:3] - boxes[:, 0:1] + 1
+        h = boxes[:, 3:4] - boxes[:, 1:2] + 1
+        points = np.stack(
+            [w * marks[:, 0:5] + boxes[:, 0:1] - 1, h * marks[:, 5:10] + boxes[:, 1:2] - 1],
+            axis=-1,
+        )
+        boxes = _regress(boxes, reg.numpy()[passed])
+        pick = nms(boxes, _NMS_ONET, method="min")
+        return boxes[pick], points[pick].astype(np.float32)
 
 
 def prelu(layer: tf.keras.layers.PReLU, x: tf.Tensor) -> tf.Tensor:
@@ -687,17 +690,22 @@ def _load(model: tf.keras.Model, path: object) -> tf.keras.Model:
     return model
 
 
+def _load(model: tf.keras.Model, path: object) -> tf.keras.Model:
+    """Build one of the package's networks and load its weights file by absolute path."""
+    model.build()
+    model.set_weights(load_weights(str(path)))
+    return model
+
+
 def _chunked(
     network: Callable[[tf.Tensor], list[tf.Tensor]],
-    image: tf.Tensor,
-    boxes: tf.Tensor,
+    patches: tf.Tensor,
     bounds: tf.Tensor,
-    size: int,
     widths: tuple[int, ...],
 ) -> tuple[tf.Tensor, ...]:
-    """Crop every box to ``size`` x ``size`` (package's crop_and_resize) and run ``network``.
+    """Run ``network`` on the patches chunk by chunk; the outputs are concatenated back.
 
-    Chunk ``i`` is ``boxes[bounds[i]:bounds[i + 1]]``; the outputs are concatenated back.
+    Chunk ``i`` is ``patches[bounds[i]:bounds[i + 1]]``.
     """
     count = tf.shape(bounds)[0] - 1
     outputs = tuple(
@@ -706,10 +714,7 @@ def _chunked(
     )
 
     def chunk(i: tf.Tensor, *outputs: tf.TensorArray) -> tuple:
-        part = boxes[bounds[i] : bounds[i + 1]]
-        indices = tf.zeros(tf.shape(part)[:1], dtype=tf.int32)
-        patches = tf.image.crop_and_resize(image, part, indices, [size, size])
-        results = network(patches)
+        results = network(patches[bounds[i] : bounds[i + 1]])
         return i + 1, *(out.write(i, r) for out, r in zip(outputs, results, strict=True))
 
     _, *outputs = tf.while_loop(
@@ -718,26 +723,16 @@ def _chunked(
     return tuple(out.concat() for out in outputs)
 
 
-def _crop_inputs(boxes: np.ndarray, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Return crop_and_resize boxes (normalised exactly as the package does) and chunk bounds."""
-    coords = boxes[:, [2, 1, 4, 3]] / np.asarray([[height, width, height, width]])
-    count = boxes.shape[0]
-    chunks = max(1, -(-count // _CHUNK))
-    bounds = np.arange(chunks + 1) * count // chunks  # near-equal chunks, none of one row
-    return tf.constant(coords.astype(np.float32)), tf.constant(bounds.astype(np.int32))
-
-
-def _faces(boxes: np.ndarray, height: int, width: int) -> list[Face]:
-    """Clip corners to the image as the package's ``limit_bboxes`` and build ``Face``s."""
-    x1 = np.minimum(np.maximum(boxes[:, 1], 0), width - 1)
-    y1 = np.minimum(np.maximum(boxes[:, 2], 0), height - 1)
-    x2 = np.minimum(np.maximum(boxes[:, 3], 0), width - 1)
-    y2 = np.minimum(np.maximum(boxes[:, 4], 0), height - 1)
-    marks = np.stack([boxes[:, 6:11], boxes[:, 11:16]], axis=-1).astype(np.float32)
+def _faces(boxes: np.ndarray, marks: np.ndarray, height: int, width: int) -> list[Face]:
+    """Clip corners to the image and build ``Face``s (best first, as ``nms`` returned them)."""
+    x1 = np.clip(boxes[:, 0], 0, width - 1)
+    y1 = np.clip(boxes[:, 1], 0, height - 1)
+    x2 = np.clip(boxes[:, 2], 0, width - 1)
+    y2 = np.clip(boxes[:, 3], 0, height - 1)
     return [
         Face(
             box=(float(x1[k]), float(y1[k]), float(x2[k] - x1[k]), float(y2[k] - y1[k])),
-            confidence=float(boxes[k, 5]),
+            confidence=float(boxes[k, 4]),
             landmarks=marks[k],
         )
         for k in range(boxes.shape[0])
