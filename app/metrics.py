@@ -25,12 +25,12 @@ from prometheus_client import (
 )
 
 from app.push.event import SOURCES as PUSH_SOURCES
-from models.pipeline import REASONS
+from models.wire import REASON_VALUES as REASONS
+from models.wire import STAGES
 
 SOURCES: tuple[str, ...] = ("upload", *PUSH_SOURCES)
-STAGES: tuple[str, ...] = ("decode", "detect", "align", "blur", "pose", "encode")
 VERDICTS: tuple[str, ...] = ("accepted", "rejected")
-MODELS: tuple[str, ...] = ("detector", "pose")
+MODELS: tuple[str, ...] = ("detector", "pose")  # the recogniser loads with them
 
 # Seconds. Requests span a 1 ms probe to a multi-second crowd photo on a busy CPU.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from app.settings import Settings
 from models.pipeline import Pipeline, Policy
 from models.pose import PoseEstimator
+from models.quality.measures import ScoreMap, build_measures
+from models.quality.unified import NAME as UNIFIED
+from models.quality.unified import UnifiedQuality
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +28,26 @@ def build_pose_estimator(settings: Settings) -> PoseEstimator:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """Create detector and pose estimator from the settings and warm both up."""
+    """Create detector, pose estimator and recogniser from the settings and warm them up."""
     from models.detector import MTCNNDetector
+    from models.recognizer import SFaceRecognizer
 
     detector = MTCNNDetector(
         min_face_size=settings.min_face_size,
         scale_factor=settings.scale_factor,
         thresholds=settings.steps_threshold,
     )
-    pipeline = Pipeline(detector, build_pose_estimator(settings), max_pixels=settings.max_pixels)
+    scores = settings.quality_scores
+    recognizer = SFaceRecognizer(threads=settings.torch_threads)
+    unified = UnifiedQuality(recognizer, ScoreMap(*scores[UNIFIED]) if UNIFIED in scores else None)
+    pipeline = Pipeline(
+        detector,
+        build_pose_estimator(settings),
+        max_pixels=settings.max_pixels,
+        recognizer=recognizer,
+        measures=build_measures(scores),
+        unified=unified,
+    )
     pipeline.warm_up()
     return pipeline
 
@@ -47,6 +61,12 @@ def default_policy(settings: Settings) -> Policy:
         max_pitch=settings.pitch_threshold,
         max_roll=settings.roll_threshold,
         min_face_px=settings.min_face_px,
+        pose_min_confidence=settings.pose_min_confidence,
+        min_sharpness=settings.min_sharpness,
+        min_inter_eye_px=settings.min_inter_eye_px,
+        max_under_exposure=settings.max_under_exposure,
+        max_over_exposure=settings.max_over_exposure,
+        min_face_in_frame=settings.min_face_in_frame,
     )
 
 
@@ -83,5 +103,6 @@ class ModelState:
             "ready": True,
             "detector": self.pipeline.detector.name,
             "pose_estimator": self.pipeline.pose.name,
+            "recognizer": self.pipeline.recognizer.name if self.pipeline.recognizer else None,
             "ready_after_s": self.ready_after_s,
         }

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.metrics import STAGES
 from app.push.event import SOURCES
 from app.push.inbox import VERDICTS
-from models.pipeline import OVERRIDE_BOUNDS, REASONS
+from models.pipeline import OVERRIDE_BOUNDS
 from models.report import FLAG_VALUES, IMAGE_OPTIONS
+from models.wire import FaceEntry, ImageReport, json_schema
 
 # Which Settings field each query override defaults from (documented in the parameter).
 _OVERRIDE_DOCS = {
@@ -23,6 +23,17 @@ _OVERRIDE_DOCS = {
     "max_pitch": "Largest accepted |pitch| in degrees (setting pitch_threshold).",
     "max_roll": "Largest accepted |roll| in degrees (setting roll_threshold).",
     "min_face_px": "Smallest accepted box side in pixels, 0 = off (setting min_face_px).",
+    "pose_min_confidence": "Pose and the recogniser run on detections at least this confident "
+    "(setting pose_min_confidence).",
+    "min_sharpness": "Minimum fixed-scale sharpness, else `blurry` (setting min_sharpness).",
+    "min_inter_eye_px": "Minimum pixels between the eyes, else `low_resolution` "
+    "(setting min_inter_eye_px).",
+    "max_under_exposure": "Largest share of dark face pixels, else `underexposed` "
+    "(setting max_under_exposure).",
+    "max_over_exposure": "Largest share of bright face pixels, else `overexposed` "
+    "(setting max_over_exposure).",
+    "min_face_in_frame": "Smallest share of the aligned crop inside the image, else `cropped` "
+    "(setting min_face_in_frame).",
 }
 
 
@@ -49,101 +60,17 @@ def _number(lo: float, hi: float, integer: bool = False) -> dict[str, Any]:
     return {"type": "integer" if integer else "number", "minimum": lo, "maximum": hi}
 
 
+def _report_schemas() -> dict[str, Any]:
+    """Face, RejectedFace and ImageReport, derived from ``models.wire``."""
+    face = json_schema(FaceEntry)
+    accepted = {**face, "properties": dict(face["properties"])}
+    del accepted["properties"]["reasons"]
+    rejected = {**face, "required": [*face["required"], "reasons"]}
+    return {"Face": accepted, "RejectedFace": rejected, "ImageReport": json_schema(ImageReport)}
+
+
 def _schemas() -> dict[str, Any]:
-    point = {
-        "type": "array",
-        "items": {"type": "integer"},
-        "minItems": 2,
-        "maxItems": 2,
-        "description": "[x, y] in pixels of the upright image.",
-    }
-    face_props: dict[str, Any] = {
-        "face_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-        "face_confidence": {"type": "number", "minimum": 0, "maximum": 1},
-        "face_coordinate": {
-            "type": "array",
-            "items": {"type": "integer"},
-            "minItems": 4,
-            "maxItems": 4,
-            "description": "[x, y, w, h] in pixels.",
-        },
-        "facie5points": {
-            "type": "object",
-            "description": "MTCNN landmarks; `left_eye` is the eye on the image's left.",
-            "properties": {
-                name: point
-                for name in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-            },
-            "required": ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"],
-        },
-        "face_blur": {
-            "type": "number",
-            "minimum": 0,
-            "description": "Variance of the Laplacian of the grey aligned crop.",
-        },
-        "face_pose": {
-            "type": ["object", "null"],
-            "description": "Degrees; yaw > 0 turned toward the image's right, pitch > 0 up, "
-            "roll > 0 clockwise as seen. null: not measured (the face failed the confidence "
-            "or size gate, so pose was not estimated).",
-            "properties": {k: {"type": "number"} for k in ("pitch", "yaw", "roll")},
-            "required": ["pitch", "yaw", "roll"],
-        },
-        "face_native_image_b64": {"type": "string", "description": "JPEG of the box (images=all)."},
-        "face_native_images_b64": {
-            "type": "string",
-            "description": "PNG of the box with a 30 px margin (images=all).",
-        },
-        "face_align_images_b64": {
-            "type": "string",
-            "description": "PNG of the 112x112 aligned face (images=all|aligned).",
-        },
-    }
-    face_required = [
-        "face_id",
-        "face_confidence",
-        "face_coordinate",
-        "facie5points",
-        "face_blur",
-        "face_pose",
-    ]
-    rejected_props = dict(face_props)
-    rejected_props["reasons"] = {
-        "type": "array",
-        "minItems": 1,
-        "items": {"type": "string", "enum": list(REASONS)},
-        "description": "Every gate the face failed, in this order.",
-    }
     count = {"type": "integer", "minimum": 0}
-    report_props: dict[str, Any] = {
-        "image_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-        "face_total": {**count, "description": "All detections."},
-        "face_efficient_total_resp": {**count, "description": "Accepted faces."},
-        "face_confidence_neglect_total_resp": {
-            **count,
-            "description": "Rejected faces whose first failed gate is confidence.",
-        },
-        "face_blur_neglect_total_resp": {**count, "description": "... first failed gate blur."},
-        "face_hopenet_neglect_total_resp": {**count, "description": "... first failed gate pose."},
-        "face_small_neglect_total_resp": {**count, "description": "... failed min_face_px."},
-        "resp": {"type": "array", "items": _ref("Face"), "description": "Accepted faces."},
-        "rejected": {
-            "type": "array",
-            "items": _ref("RejectedFace"),
-            "description": "Rejected faces with their reasons (omitted with rejected=0).",
-        },
-        "mark_image_face_b64": {
-            "type": "string",
-            "description": "JPEG of the image with boxes and scores drawn (omitted with mark=0).",
-        },
-        "pose_estimator": {"type": "string", "enum": ["whenet", "hopenet"]},
-        "timing_ms": {
-            "type": "object",
-            "properties": {s: {"type": "number", "minimum": 0} for s in STAGES},
-            "required": list(STAGES),
-            "description": "Milliseconds per stage.",
-        },
-    }
     event_summary = {
         "type": "object",
         "properties": {
@@ -176,27 +103,7 @@ def _schemas() -> dict[str, Any]:
             "required": ["error"],
             "additionalProperties": False,
         },
-        "Face": {"type": "object", "properties": face_props, "required": face_required},
-        "RejectedFace": {
-            "type": "object",
-            "properties": rejected_props,
-            "required": [*face_required, "reasons"],
-        },
-        "ImageReport": {
-            "type": "object",
-            "properties": report_props,
-            "required": [
-                "image_id",
-                "face_total",
-                "face_efficient_total_resp",
-                "face_confidence_neglect_total_resp",
-                "face_blur_neglect_total_resp",
-                "face_hopenet_neglect_total_resp",
-                "resp",
-                "pose_estimator",
-                "timing_ms",
-            ],
-        },
+        **_report_schemas(),
         "UploadsEntry": {
             "oneOf": [
                 {
@@ -244,6 +151,7 @@ def _schemas() -> dict[str, Any]:
                         "error": {"type": ["string", "null"]},
                         "detector": {"type": "string"},
                         "pose_estimator": {"type": "string"},
+                        "recognizer": {"type": ["string", "null"]},
                         "ready_after_s": {"type": ["number", "null"]},
                     },
                     "required": ["ready"],

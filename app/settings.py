@@ -57,6 +57,14 @@ class Settings:
     yaw_threshold: float = 45.0
     pitch_threshold: float = 20.0
     roll_threshold: float = 25.0
+    pose_min_confidence: float = 0.90
+    # quality components (models.quality): gates, and score curves (name -> [centre, width])
+    min_sharpness: float = 0.06
+    min_inter_eye_px: float = 24.0
+    max_under_exposure: float = 0.5
+    max_over_exposure: float = 0.6
+    min_face_in_frame: float = 0.95
+    quality_scores: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     # camera pushes
     inbox_workers: int = 1
     push_max_body_mb: float = 16.0
@@ -192,6 +200,28 @@ def _as_ws_targets(value: Any) -> tuple[Mapping[str, Any], ...]:
     return tuple(out)
 
 
+def _as_score_maps(value: Any) -> Mapping[str, tuple[float, float]]:
+    from models.quality.measures import COMPONENT_NAMES
+    from models.quality.unified import NAME as UNIFIED
+
+    value = _as_json_or_yaml(value) or {}
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a mapping of component name to [centre, width]")
+    known = (UNIFIED, *COMPONENT_NAMES)
+    out: dict[str, tuple[float, float]] = {}
+    for name, pair in value.items():
+        if name not in known:
+            raise ValueError(f"unknown component {name!r} (one of {', '.join(known)})")
+        items = [pair] if isinstance(pair, (str, int, float)) else list(pair or [])
+        if len(items) != 2:
+            raise ValueError(f"{name}: expected [centre, width]")
+        centre, width = (_as_float(v) for v in items)
+        if width == 0:
+            raise ValueError(f"{name}: the width must not be 0")
+        out[str(name)] = (centre, width)
+    return out
+
+
 def _range(lo: float, hi: float) -> Callable[[Any], None]:
     def check(v: Any) -> None:
         if not lo <= v <= hi:
@@ -267,6 +297,23 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("yaw_threshold", ("pose", "yaw_threshold"), _as_float, _range(0, 180), "degrees"),
     FieldSpec("pitch_threshold", ("pose", "pitch_threshold"), _as_float, _range(0, 180), "degrees"),
     FieldSpec("roll_threshold", ("pose", "roll_threshold"), _as_float, _range(0, 180), "degrees"),
+    FieldSpec(
+        "pose_min_confidence", ("pose", "min_confidence"), _as_float, _range(0, 1), "pose from"
+    ),
+    FieldSpec("min_sharpness", ("quality", "min_sharpness"), _as_float, _range(0, 10), "gate"),
+    FieldSpec(
+        "min_inter_eye_px", ("quality", "min_inter_eye_px"), _as_float, _range(0, 1e4), "gate"
+    ),
+    FieldSpec(
+        "max_under_exposure", ("quality", "max_under_exposure"), _as_float, _range(0, 1), "gate"
+    ),
+    FieldSpec(
+        "max_over_exposure", ("quality", "max_over_exposure"), _as_float, _range(0, 1), "gate"
+    ),
+    FieldSpec(
+        "min_face_in_frame", ("quality", "min_face_in_frame"), _as_float, _range(0, 1), "gate"
+    ),
+    FieldSpec("quality_scores", ("quality", "scores"), _as_score_maps, None, "score curves"),
     FieldSpec("inbox_workers", ("push", "inbox_workers"), _as_int, _range(0, 64), "0 = store only"),
     FieldSpec("push_max_body_mb", ("push", "max_body_mb"), _as_float, _range(0.01, 1024), "cap"),
     FieldSpec("push_allow", ("push", "allow"), _as_allow, None, "sha256(token)[:12] -> CIDRs"),

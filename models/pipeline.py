@@ -1,10 +1,13 @@
 """``Pipeline.assess``: the one place where an image becomes a verdict.
 
 decode -> detect (MTCNN) -> align (ArcFace 112x112) -> blur (Laplacian variance of the aligned
-crop) -> pose (batched over the faces that passed the confidence and size gates) -> verdict with
-every failing reason. Alignment and blur are cheap and taken for every detection; the pose
-network, the expensive stage, runs only on faces that are confidently faces (as the original
-did): a low-confidence detection reports ``pose = None`` and is not judged on pose.
+crop) -> pose and recogniser (batched over the faces confident enough to be faces) -> quality
+components (``models.quality``) -> verdict with every failing reason. Alignment, blur and the
+components are cheap and taken for every detection; the pose network and the recogniser, the
+expensive stages, run only on detections whose confidence reaches ``pose_min_confidence``
+(0.90, below the 0.995 acceptance gate: a rolled or turned real face is then rejected for its
+pose, not only as ``low_confidence``). A detection under it reports ``pose = None`` and an
+unassessed (-1) unified score and pose components, and is not judged on pose.
 """
 
 from __future__ import annotations
@@ -26,15 +29,22 @@ from models.align import align_face
 from models.blur import laplacian_variance
 from models.decode import decode_image
 from models.pose import PoseEstimator, cores_shared
+from models.quality.gates import GATES, failed_gates
+from models.quality.measures import UNASSESSED, Measure, Measurement, build_measures
+from models.quality.session import FaceSession
+from models.quality.unified import Recognizer, UnifiedQuality
 from models.types import Face, HeadPose
 
+# Every reason a face can be rejected for, in the order a face lists them: the original
+# service's gates first (the counts of ``count_by_first_gate`` follow them), then the quality
+# components' gates (``models.quality.gates``).
+POSE_REASONS: tuple[str, ...] = ("pose_yaw", "pose_pitch", "pose_roll")
 REASONS: tuple[str, ...] = (
     "too_small",
     "low_confidence",
     "blurry",
-    "pose_yaw",
-    "pose_pitch",
-    "pose_roll",
+    *POSE_REASONS,
+    *dict.fromkeys(g.reason for g in GATES if g.reason != "blurry"),
 )
 
 
@@ -56,6 +66,12 @@ OVERRIDE_BOUNDS: dict[str, tuple[float, float]] = {
     "max_pitch": (0.0, 180.0),
     "max_roll": (0.0, 180.0),
     "min_face_px": (0, 10_000),
+    "pose_min_confidence": (0.0, 1.0),
+    "min_sharpness": (0.0, 10.0),
+    "min_inter_eye_px": (0.0, 10_000.0),
+    "max_under_exposure": (0.0, 1.0),
+    "max_over_exposure": (0.0, 1.0),
+    "min_face_in_frame": (0.0, 1.0),
 }
 
 
@@ -69,6 +85,15 @@ class Policy:
     max_pitch: float = 20.0
     max_roll: float = 25.0
     min_face_px: int = 0
+    # Pose and the recogniser run on detections at least this confident (or passing
+    # face_threshold, if that is lower).
+    pose_min_confidence: float = 0.90
+    # Quality gates (models.quality.gates): each fails with its reason.
+    min_sharpness: float = 0.06
+    min_inter_eye_px: float = 24.0
+    max_under_exposure: float = 0.5
+    max_over_exposure: float = 0.6
+    min_face_in_frame: float = 0.95
 
     def with_overrides(self, params: Mapping[str, str]) -> Policy:
         """Return a copy with the query parameters that name a gate applied.
@@ -96,27 +121,48 @@ class Policy:
         return bool(self.min_face_px) and min(face.box[2], face.box[3]) < self.min_face_px
 
     def needs_pose(self, face: Face) -> bool:
-        """Whether the face passes the gates that come before pose (size and confidence)."""
-        return not self.too_small(face) and face.confidence >= self.face_threshold
+        """Whether pose and the recogniser are measured for this face: not too small, and
+        confident enough to be a face (``pose_min_confidence``, or ``face_threshold`` when
+        that is lower, so that no accepted face goes unjudged on pose)."""
+        floor = min(self.pose_min_confidence, self.face_threshold)
+        return not self.too_small(face) and face.confidence >= floor
 
-    def reasons(self, face: Face, blur: float, pose: HeadPose | None) -> tuple[str, ...]:
-        """Every gate this face fails, in ``REASONS`` order (pose gates only when measured)."""
-        out = []
+    def reasons(
+        self,
+        face: Face,
+        blur: float,
+        pose: HeadPose | None,
+        components: Mapping[str, Measurement] | None = None,
+    ) -> tuple[str, ...]:
+        """Every gate this face fails, in ``REASONS`` order (pose gates only when measured,
+        a component's gate only when it was assessed)."""
+        failed = failed_gates(
+            components or {}, {g.threshold: getattr(self, g.threshold) for g in GATES}
+        )
         if self.too_small(face):
-            out.append("too_small")
+            failed.add("too_small")
         if face.confidence < self.face_threshold:
-            out.append("low_confidence")
+            failed.add("low_confidence")
         if blur < self.blur_threshold:
-            out.append("blurry")
-        if pose is None:
-            return tuple(out)
-        if abs(pose.yaw) > self.max_yaw:
-            out.append("pose_yaw")
-        if abs(pose.pitch) > self.max_pitch:
-            out.append("pose_pitch")
-        if abs(pose.roll) > self.max_roll:
-            out.append("pose_roll")
-        return tuple(out)
+            failed.add("blurry")
+        if pose is not None:
+            for reason, angle, limit in zip(
+                POSE_REASONS,
+                (pose.yaw, pose.pitch, pose.roll),
+                (self.max_yaw, self.max_pitch, self.max_roll),
+                strict=True,
+            ):
+                if abs(angle) > limit:
+                    failed.add(reason)
+        return tuple(r for r in REASONS if r in failed)
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    """The unified score and every quality component of one face (-1, -1: not assessed)."""
+
+    unified: Measurement = UNASSESSED
+    components: Mapping[str, Measurement] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,8 +173,9 @@ class FaceResult:
     face: Face
     aligned: np.ndarray  # (112, 112, 3) uint8 RGB
     blur: float
-    pose: HeadPose | None  # None: not measured (the face failed the confidence/size gates)
+    pose: HeadPose | None  # None: not measured (under pose_min_confidence, or too small)
     reasons: tuple[str, ...]
+    quality: FaceQuality = field(default_factory=FaceQuality)
 
     @property
     def accepted(self) -> bool:
@@ -209,9 +256,18 @@ class Pipeline:
         pose: PoseEstimator,
         max_pixels: int = 40_000_000,
         pixel_budget: int | None = None,
+        recognizer: Recognizer | None = None,
+        measures: Sequence[Measure] | None = None,
+        unified: UnifiedQuality | None = None,
     ) -> None:
+        """``recognizer`` grounds the unified score (without one, every face's unified score
+        is -1, not assessed); ``unified`` replaces the default scoring of it; ``measures``
+        the default quality components (``models.quality.measures.build_measures``)."""
         self.detector = detector
         self.pose = pose
+        self.recognizer = recognizer
+        self.unified = unified or (UnifiedQuality(recognizer) if recognizer else None)
+        self.measures = tuple(measures) if measures is not None else build_measures()
         self.max_pixels = max_pixels
         self.budget = PixelBudget(pixel_budget or max_pixels)
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -227,6 +283,8 @@ class Pipeline:
         """Compile and run every model once so the first request is not slow."""
         self.detector.warm_up()
         self.pose.warm_up()
+        if self.unified is not None:
+            self.unified.recognizer.warm_up()
 
     def assess(self, data: bytes, policy: Policy) -> Assessment:
         """Decode and assess one uploaded file.
@@ -268,6 +326,27 @@ class Pipeline:
             poses[i] = pose
         timing["pose"] = _ms(t)
 
+        t = time.perf_counter()
+        unified: list[Measurement] = [UNASSESSED] * len(faces)
+        if self.unified is not None and wanted:
+            with cores_shared(self.budget.active > 1):
+                measured_u = self.unified.assess([aligned[i] for i in wanted])
+            for i, m in zip(wanted, measured_u, strict=True):
+                unified[i] = m
+        timing["recognizer"] = _ms(t)
+        timing["recognizer_per_face"] = round(timing["recognizer"] / max(1, len(wanted)), 3)
+
+        t = time.perf_counter()
+        components = [
+            {m.name: m.execute(session) for m in self.measures}
+            for session in (
+                FaceSession(image, face, crop, pose)
+                for face, crop, pose in zip(faces, aligned, poses, strict=True)
+            )
+        ]
+        timing["quality"] = _ms(t)
+        timing["quality_per_face"] = round(timing["quality"] / max(1, len(faces)), 3)
+
         results = tuple(
             FaceResult(
                 face_id=uuid.uuid4().hex,
@@ -275,9 +354,12 @@ class Pipeline:
                 aligned=crop,
                 blur=blur,
                 pose=pose,
-                reasons=policy.reasons(face, blur, pose),
+                reasons=policy.reasons(face, blur, pose, comps),
+                quality=FaceQuality(unified=u, components=comps),
             )
-            for face, crop, blur, pose in zip(faces, aligned, blurs, poses, strict=True)
+            for face, crop, blur, pose, u, comps in zip(
+                faces, aligned, blurs, poses, unified, components, strict=True
+            )
         )
         return Assessment(
             image_id=uuid.uuid4().hex,
@@ -292,9 +374,10 @@ def count_by_first_gate(faces: Sequence[FaceResult]) -> dict[str, int]:
     """Count rejected faces by the first gate they failed, in the original service's order.
 
     The original checked confidence, then blur, then pose, and counted a face under the first
-    gate that dropped it; ``too_small`` (not in the original) is counted on its own.
+    gate that dropped it; ``too_small`` (not in the original) is counted on its own, and so is
+    a face that only the quality components rejected (``quality``).
     """
-    counts = {"too_small": 0, "confidence": 0, "blur": 0, "pose": 0}
+    counts = {"too_small": 0, "confidence": 0, "blur": 0, "pose": 0, "quality": 0}
     for f in faces:
         if not f.reasons:
             continue
@@ -305,6 +388,8 @@ def count_by_first_gate(faces: Sequence[FaceResult]) -> dict[str, int]:
             counts["confidence"] += 1
         elif first == "blurry":
             counts["blur"] += 1
-        else:
+        elif first in POSE_REASONS:
             counts["pose"] += 1
+        else:
+            counts["quality"] += 1
     return counts

@@ -1,5 +1,7 @@
-"""The image report: the original service's JSON keys, plus ``rejected``, ``pose_estimator`` and
-``timing_ms``. Base64 crops are encoded only when asked for (``images=all|aligned|none``)."""
+"""The image report: the original service's JSON keys, plus ``rejected``, ``quality``,
+``pose_estimator`` and ``timing_ms``. Its shape is ``models.wire`` (built here, turned into JSON
+by ``models.wire.to_json``). Base64 crops are encoded only when asked for
+(``images=all|aligned|none``)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,18 @@ import numpy as np
 
 from models.pipeline import Assessment, FaceResult, count_by_first_gate
 from models.png import encode_png
+from models.quality.measures import Measurement
+from models.wire import (
+    PER_FACE_STAGES,
+    STAGES,
+    FaceEntry,
+    ImageReport,
+    Landmarks,
+    Pose,
+    Quality,
+    Score,
+    to_json,
+)
 
 IMAGE_OPTIONS = ("all", "aligned", "none")
 # Values of the on/off query flags (``mark``, ``rejected``).
@@ -60,55 +74,75 @@ def _crop(image: np.ndarray, box: list[int], margin: int) -> np.ndarray:
     return image[y0:y1, x0:x1]
 
 
+def _score(m: Measurement) -> Score:
+    return Score(raw=m.raw, score=m.score)
+
+
+def face_wire(result: FaceResult, image: np.ndarray, images: str) -> FaceEntry:
+    """Return one face's wire record (``resp`` / ``rejected`` entry)."""
+    box = _int_box(result.face.box)
+    native = native_margin = aligned = None
+    if images == "all":
+        crop = cv2.cvtColor(_crop(image, box, 0), cv2.COLOR_RGB2BGR)
+        native = _b64(_encode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 95]))
+        # models.png: ~4x faster than cv2.imencode's PNG at the same size, and takes RGB as is.
+        native_margin = _b64(encode_png(_crop(image, box, NATIVE_MARGIN_PX)))
+    if images in ("all", "aligned"):
+        aligned = _b64(encode_png(result.aligned))
+    pose = result.pose
+    return FaceEntry(
+        face_id=result.face_id,
+        face_confidence=round(float(result.face.confidence), 6),
+        face_coordinate=box,
+        facie5points=Landmarks(**result.face.landmark_dict()),
+        face_blur=round(result.blur, 4),
+        face_pose=None
+        if pose is None
+        else Pose(pitch=round(pose.pitch, 3), yaw=round(pose.yaw, 3), roll=round(pose.roll, 3)),
+        quality=Quality(
+            unified=_score(result.quality.unified),
+            components={k: _score(v) for k, v in result.quality.components.items()},
+        ),
+        reasons=None if result.accepted else list(result.reasons),
+        face_native_image_b64=native,
+        face_native_images_b64=native_margin,
+        face_align_images_b64=aligned,
+    )
+
+
 def face_entry(result: FaceResult, image: np.ndarray, images: str) -> dict[str, Any]:
     """Return one face's JSON object (``resp`` / ``rejected`` entry)."""
-    box = _int_box(result.face.box)
-    entry: dict[str, Any] = {
-        "face_id": result.face_id,
-        "face_confidence": round(float(result.face.confidence), 6),
-        "face_coordinate": box,
-        "facie5points": result.face.landmark_dict(),
-        "face_blur": round(result.blur, 4),
-        "face_pose": None
-        if result.pose is None
-        else {
-            "pitch": round(result.pose.pitch, 3),
-            "yaw": round(result.pose.yaw, 3),
-            "roll": round(result.pose.roll, 3),
-        },
-    }
-    if not result.accepted:
-        entry["reasons"] = list(result.reasons)
-    if images == "all":
-        native = cv2.cvtColor(_crop(image, box, 0), cv2.COLOR_RGB2BGR)
-        entry["face_native_image_b64"] = _b64(
-            _encode(".jpg", native, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        )
-        # models.png: ~4x faster than cv2.imencode's PNG at the same size, and takes RGB as is.
-        entry["face_native_images_b64"] = _b64(encode_png(_crop(image, box, NATIVE_MARGIN_PX)))
-    if images in ("all", "aligned"):
-        entry["face_align_images_b64"] = _b64(encode_png(result.aligned))
-    return entry
+    return to_json(face_wire(result, image, images))
 
 
 def mark_image(assessment: Assessment) -> np.ndarray:
-    """Return a BGR copy of the image with every face's box and confidence drawn."""
+    """Return a BGR copy of the image with every face's box drawn: above it the confidence and
+    the unified quality score (``q``, when assessed), below a rejected face its reasons."""
     bgr = cv2.cvtColor(assessment.image, cv2.COLOR_RGB2BGR)
     thickness = max(1, round(max(bgr.shape[:2]) / 500))
+    scale = 0.3 * thickness
+    text_thickness = max(1, thickness - 1)
     for f in assessment.faces:
         x, y, w, h = _int_box(f.face.box)
         colour = _ACCEPTED_BGR if f.accepted else _REJECTED_BGR
         cv2.rectangle(bgr, (x, y), (x + w, y + h), colour, thickness)
-        cv2.putText(
-            bgr,
-            f"{f.face.confidence:.3f}",
-            (x, max(0, y - 4)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.4 * thickness,
-            colour,
-            thickness,
-            cv2.LINE_AA,
-        )
+        label = f"{f.face.confidence:.3f}"
+        if f.quality.unified.assessed:
+            label += f" q{f.quality.unified.score:.0f}"
+        lines = [(label, max(0, y - 4))]
+        step = int(22 * scale) + 2
+        lines += [(r, y + h + step * (i + 1)) for i, r in enumerate(f.reasons)]
+        for text, baseline in lines:
+            cv2.putText(
+                bgr,
+                text,
+                (x, baseline),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                colour,
+                text_thickness,
+                cv2.LINE_AA,
+            )
     return bgr
 
 
@@ -139,25 +173,29 @@ def build_report(
     if options.rejected:
         faces += assessment.rejected
     if pool is not None and options.images != "none" and len(faces) >= PARALLEL_FROM:
-        entries = list(pool.map(lambda f: face_entry(f, image, options.images), faces))
+        entries = list(pool.map(lambda f: face_wire(f, image, options.images), faces))
     else:
-        entries = [face_entry(f, image, options.images) for f in faces]
-    report: dict[str, Any] = {
-        "image_id": assessment.image_id,
-        "face_total": len(assessment.faces),
-        "face_efficient_total_resp": accepted,
-        "face_confidence_neglect_total_resp": counts["confidence"],
-        "face_blur_neglect_total_resp": counts["blur"],
-        "face_hopenet_neglect_total_resp": counts["pose"],
-        "face_small_neglect_total_resp": counts["too_small"],
-        "resp": entries[:accepted],
-    }
-    if options.rejected:
-        report["rejected"] = entries[accepted:]
-    if options.mark:
-        report["mark_image_face_b64"] = mark.result() if mark else _b64(marked_jpeg(assessment))
-    report["pose_estimator"] = assessment.pose_estimator
+        entries = [face_wire(f, image, options.images) for f in faces]
     timing = dict(assessment.timing_ms)
-    timing["encode"] = round((time.perf_counter() - start) * 1000.0, 2)
-    report["timing_ms"] = timing
-    return report
+    for stage in (*STAGES, *PER_FACE_STAGES):
+        timing.setdefault(stage, 0.0)
+    report = ImageReport(
+        image_id=assessment.image_id,
+        face_total=len(assessment.faces),
+        face_efficient_total_resp=accepted,
+        face_confidence_neglect_total_resp=counts["confidence"],
+        face_blur_neglect_total_resp=counts["blur"],
+        face_hopenet_neglect_total_resp=counts["pose"],
+        face_small_neglect_total_resp=counts["too_small"],
+        face_quality_neglect_total_resp=counts["quality"],
+        resp=entries[:accepted],
+        rejected=entries[accepted:] if options.rejected else None,
+        mark_image_face_b64=(mark.result() if mark else _b64(marked_jpeg(assessment)))
+        if options.mark
+        else None,
+        pose_estimator=assessment.pose_estimator,
+        timing_ms=timing,
+    )
+    out = to_json(report)
+    out["timing_ms"]["encode"] = round((time.perf_counter() - start) * 1000.0, 2)
+    return out

@@ -61,8 +61,9 @@ def test_scan_a_folder_with_subfolders(monkeypatch, pipeline, astronaut_jpeg, da
     (src / "sub" / "astronaut.jpg").write_bytes(astronaut_jpeg)  # same stem, other folder
     shutil.copy(data_dir / "faces/deepface/img12.jpg", src / "img12.jpg")
     shutil.copy(
-        data_dir / "faces/facenet_pytorch/kate_siegel_1_aligned.png",
-        src / "sub/deeper/kate.PNG",  # extension in capitals
+        data_dir / "faces/facenet_pytorch/paul_rudd_1_aligned.png",
+        src / "sub/deeper/paul.PNG",  # extension in capitals (kate_siegel_1_aligned.png, an
+        # upscaled crop, is now rightly rejected as blurry by the fixed-scale sharpness)
     )
     (src / "broken.jpg").write_text("this is text, not a JPEG\n", encoding="utf-8")
     (src / "notes.txt").write_text("not an image extension: never opened\n", encoding="utf-8")
@@ -77,7 +78,7 @@ def test_scan_a_folder_with_subfolders(monkeypatch, pipeline, astronaut_jpeg, da
     by_path = {r["path"]: r for r in report}
     assert list(by_path) == [
         "astronaut.jpg", "blank.jpg", "blank.png", "broken.jpg", "img12.jpg",
-        "sub/astronaut.jpg", "sub/deeper/kate.PNG",
+        "sub/astronaut.jpg", "sub/deeper/paul.PNG",
     ]  # fmt: skip
     assert by_path["broken.jpg"] == {
         "path": "broken.jpg",
@@ -96,7 +97,7 @@ def test_scan_a_folder_with_subfolders(monkeypatch, pipeline, astronaut_jpeg, da
         "blank.png": (0, 0),
         "img12.jpg": (1, 1),
         "sub/astronaut.jpg": (1, 1),
-        "sub/deeper/kate.PNG": (1, 1),
+        "sub/deeper/paul.PNG": (1, 1),
     }
     face = by_path["astronaut.jpg"]["faces"][0]
     assert face["verdict"] == "accepted" and face["reasons"] == []
@@ -104,10 +105,21 @@ def test_scan_a_folder_with_subfolders(monkeypatch, pipeline, astronaut_jpeg, da
     assert {"face_confidence", "face_coordinate", "facie5points", "face_blur", "face_pose"} <= set(
         face
     )
-    assert set(by_path["img12.jpg"]["timing_ms"]) == {"decode", "detect", "align", "blur", "pose"}
+    assert set(by_path["img12.jpg"]["timing_ms"]) == {
+        "decode",
+        "detect",
+        "align",
+        "blur",
+        "pose",
+        "recognizer",
+        "recognizer_per_face",
+        "quality",
+        "quality_per_face",
+    }
+    assert set(face["quality"]) == {"unified", "components"}
     crops = sorted(p.name for p in (out / "accepted").iterdir())
     assert crops == [
-        "astronaut_0.png", "img12_0.png", "sub__astronaut_0.png", "sub__deeper__kate_0.png",
+        "astronaut_0.png", "img12_0.png", "sub__astronaut_0.png", "sub__deeper__paul_0.png",
     ]  # fmt: skip
     for name in crops:
         img = cv2.imread(str(out / "accepted" / name))
@@ -115,7 +127,7 @@ def test_scan_a_folder_with_subfolders(monkeypatch, pipeline, astronaut_jpeg, da
     marked = sorted(p.name for p in (out / "marked").iterdir())
     assert marked == [
         "astronaut.jpg", "blank.jpg", "blank_png.jpg", "img12.jpg", "sub__astronaut.jpg",
-        "sub__deeper__kate.jpg",
+        "sub__deeper__paul.jpg",
     ]  # fmt: skip
 
 

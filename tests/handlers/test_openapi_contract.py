@@ -16,6 +16,8 @@ from app.application import make_app
 from app.openapi import CAMERA_PATHS, openapi_document
 from app.server import build_services
 from models.pipeline import OVERRIDE_BOUNDS, REASONS
+from models.quality.measures import COMPONENT_NAMES
+from models.wire import STAGES, FaceEntry, ImageReport, json_schema
 from tests.live import AUTH, TOKEN, LiveServer, make_settings, start_server
 
 CHECKS = (
@@ -59,6 +61,43 @@ def test_document_covers_every_route_and_the_code_constants(tmp_path):
     assert doc["paths"]["/metrics"]["get"]["security"] == []
     private = openapi_document(metrics_public=False)["paths"]["/metrics"]["get"]
     assert private["security"] == [{"token": []}] and "401" in private["responses"]
+
+
+def test_report_schemas_are_derived_from_the_wire_description():
+    schemas = openapi_document()["components"]["schemas"]
+    face = json_schema(FaceEntry)
+    assert schemas["RejectedFace"]["properties"] == face["properties"]
+    assert set(schemas["RejectedFace"]["required"]) == {*face["required"], "reasons"}
+    assert "reasons" not in schemas["Face"]["properties"]
+    assert schemas["ImageReport"] == json_schema(ImageReport)
+    quality = schemas["Face"]["properties"]["quality"]
+    components = quality["properties"]["components"]
+    assert components["required"] == list(COMPONENT_NAMES)
+    assert all(components["properties"][n]["description"] for n in COMPONENT_NAMES)
+    assert set(quality["properties"]["unified"]["required"]) == {"raw", "score"}
+    timing = schemas["ImageReport"]["properties"]["timing_ms"]
+    assert set(STAGES) <= set(timing["required"])
+    assert {"recognizer_per_face", "quality_per_face"} <= set(timing["required"])
+
+
+@pytest.mark.models
+def test_a_real_report_validates_against_the_document(server, data_dir):
+    doc = openapi_document()
+    schema = {"$ref": "#/components/schemas/ImageReport", "components": doc["components"]}
+    couple = (data_dir / "faces/deepface/couple.jpg").read_bytes()
+    for query in ("", "?images=none&mark=0&rejected=0", "?min_face_in_frame=1&max_yaw=0"):
+        resp = requests.post(
+            f"{server.url}/upload{query}",
+            files={"image": ("couple.jpg", couple, "image/jpeg")},
+            headers=AUTH,
+            timeout=120,
+        )
+        assert resp.status_code == 200
+        report = resp.json()
+        Draft202012Validator(schema).validate(report)
+        assert report["face_total"] == 2
+        for face in report["resp"] + report.get("rejected", []):
+            assert list(face["quality"]["components"]) == list(COMPONENT_NAMES)
 
 
 @pytest.fixture(scope="module")

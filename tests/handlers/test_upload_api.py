@@ -18,6 +18,7 @@ import pytest
 import requests
 from PIL import Image
 
+from models.quality.measures import COMPONENT_NAMES
 from tests.live import AUTH, TOKEN, LiveServer, make_settings, start_server
 
 pytestmark = pytest.mark.models
@@ -72,7 +73,19 @@ def test_astronaut_report_has_the_original_keys(server, astronaut_jpeg):
     assert report["face_hopenet_neglect_total_resp"] == 0
     assert report["rejected"] == []
     assert report["pose_estimator"] == "whenet"
-    assert set(report["timing_ms"]) == {"decode", "detect", "align", "blur", "pose", "encode"}
+    assert set(report["timing_ms"]) == {
+        "decode",
+        "detect",
+        "align",
+        "blur",
+        "pose",
+        "recognizer",
+        "quality",
+        "encode",
+        "recognizer_per_face",
+        "quality_per_face",
+    }
+    assert report["face_quality_neglect_total_resp"] == 0
     assert len(report["image_id"]) == 32
     (face,) = report["resp"]
     assert set(face) == {
@@ -82,6 +95,7 @@ def test_astronaut_report_has_the_original_keys(server, astronaut_jpeg):
         "facie5points",
         "face_blur",
         "face_pose",
+        "quality",
         "face_native_image_b64",
         "face_native_images_b64",
         "face_align_images_b64",
@@ -97,6 +111,13 @@ def test_astronaut_report_has_the_original_keys(server, astronaut_jpeg):
     assert set(face["face_pose"]) == {"pitch", "yaw", "roll"}
     assert all(abs(v) < 45 for v in face["face_pose"].values())
     assert face["face_blur"] > 100
+    quality = face["quality"]
+    assert set(quality) == {"unified", "components"}
+    assert list(quality["components"]) == list(COMPONENT_NAMES)
+    for measure in (quality["unified"], *quality["components"].values()):
+        assert set(measure) == {"raw", "score"}
+        assert measure["raw"] >= 0 and 0 <= measure["score"] <= 100
+    assert quality["unified"]["score"] > 80
     aligned = cv2.imdecode(
         np.frombuffer(base64.b64decode(face["face_align_images_b64"]), np.uint8), cv2.IMREAD_COLOR
     )
@@ -459,15 +480,20 @@ KNOWN_COUNT_DIFFERENCES: dict[str, tuple[int, int]] = {
 
 
 def test_low_confidence_faces_are_not_judged_on_pose(server, data_dir):
+    """Pose is measured from pose_min_confidence (0.90) on, below the 0.995 acceptance gate:
+    a real face under the gate is judged on its pose too; a detection under 0.90 is not."""
     selfie = (data_dir / "faces/mtcnn_demo/famous-selfie.jpg").read_bytes()
     report = upload(server, selfie, query="?images=none&mark=0").json()
     low = [f for f in report["rejected"] if "low_confidence" in f["reasons"]]
-    sure = report["resp"] + [f for f in report["rejected"] if "low_confidence" not in f["reasons"]]
+    unsure = [f for f in low if f["face_confidence"] < 0.90]
+    sure = report["resp"] + [f for f in report["rejected"] if f["face_confidence"] >= 0.90]
     assert len(low) == report["face_confidence_neglect_total_resp"] > 0
-    assert all(f["face_pose"] is None for f in low)
-    assert not any(r.startswith("pose_") for f in low for r in f["reasons"])
+    assert unsure and all(f["face_pose"] is None for f in unsure)
+    assert not any(r.startswith("pose_") for f in unsure for r in f["reasons"])
+    assert all(f["quality"]["unified"] == {"raw": -1.0, "score": -1.0} for f in unsure)
     assert all(f["face_pose"] is not None for f in sure)
-    assert all(f["face_confidence"] >= 0.995 for f in sure)
+    assert all(f["quality"]["unified"]["raw"] >= 0 for f in sure)
+    assert all(f["face_confidence"] >= 0.995 for f in report["resp"])
     # Lowering the gate per request measures pose for those faces too.
     lowered = upload(server, selfie, query="?images=none&mark=0&face_threshold=0").json()
     assert all(f["face_pose"] is not None for f in lowered["resp"] + lowered["rejected"])

@@ -114,7 +114,29 @@ def test_graph_inputs_are_cut_to_data() -> None:
 
     model = onnx.load_from_string(load_sface_graph(default_model_path()))
     assert [i.name for i in model.graph.input] == ["data"]
-    assert not any(n.op_type == "DequantizeLinear" for n in model.graph.node)
+    ops = {n.op_type for n in model.graph.node}
+    assert "DequantizeLinear" not in ops and "PRelu" not in ops
+
+
+def test_rewritten_graph_matches_the_file_exactly(tmp_path: Path) -> None:
+    """The folded weights and the split PRelu give the file's own embeddings."""
+    import onnx
+    import onnxruntime as ort
+
+    original = onnx.load(str(default_model_path()))
+    initializers = {t.name for t in original.graph.initializer}
+    read = {name for node in original.graph.node for name in node.input}
+    keep = [i for i in original.graph.input if i.name not in initializers and i.name in read]
+    del original.graph.input[:]
+    original.graph.input.extend(keep)
+    plain = ort.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
+    rewritten = ort.InferenceSession(
+        load_sface_graph(default_model_path()), providers=["CPUExecutionProvider"]
+    )
+    x = np.random.default_rng(7).uniform(0, 255, (1, 3, 112, 112)).astype(np.float32)
+    want = plain.run(None, {"data": x})[0]
+    got = rewritten.run(None, {"data": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
