@@ -160,25 +160,20 @@ def test_eval_verdicts_on_a_generated_subset(data_dir, pipeline, policy, tmp_pat
     assert main(args, lambda: (pipeline, policy), out) == 0
     figures = json.loads(out.getvalue())
     print("\neval-verdicts (subset):", json.dumps(figures))
-    # The pipeline with the reference detector, before the quality components (Laplacian
-    # blur, no exposure or resolution gates, pose only for faces over the 0.995 gate).
+    # The reference detector and the quality components: every target met on the subset; the
+    # one miss is AFLW2000 00036 (pitch -33, yaw 68), in which MTCNN finds no face.
     assert figures["images"] == 20
     assert figures["clean_accepted"] == {"count": 2, "of": 2, "share": 1.0}
-    assert figures["degraded_rejected"] == {"count": 16, "of": 18, "share": 0.8889}
-    assert figures["reason_right"] == {"count": 8, "of": 16, "share": 0.5}
-    assert figures["targets_met"] is False
+    assert figures["degraded_rejected"] == {"count": 18, "of": 18, "share": 1.0}
+    assert figures["reason_right"] == {"count": 17, "of": 18, "share": 0.9444}
+    assert figures["targets_met"] is True
     assert [(m["file"], m["verdict"], m["reasons"]) for m in figures["misses"]] == [
-        ("deepface__img10__downscale.jpg", "reject", ["blurry"]),
-        ("deepface__img10__darken.jpg", "reject", ["blurry"]),
-        ("deepface__img10__wash_out.jpg", "reject", ["blurry"]),
-        ("deepface__img25__motion_blur.jpg", "accept", []),
-        ("deepface__img25__downscale.jpg", "reject", ["blurry"]),
-        ("deepface__img25__darken.jpg", "reject", ["blurry"]),
-        ("deepface__img25__wash_out.jpg", "accept", []),
-        ("deepface__img25__rotate_ccw.jpg", "reject", ["low_confidence"]),
-        ("aflw2000__image00010.jpg", "reject", ["low_confidence", "blurry"]),
         ("aflw2000__image00036.jpg", "reject", ["no_face"]),
     ]
-    assert figures["by_kind"]["rotate_cw"] == {
-        "expect": "reject", "reason": "pose_roll", "n": 2, "right": 2, "rejected": 2
-    }  # fmt: skip
+    by_kind = {k: (e["n"], e.get("rejected"), e["right"]) for k, e in figures["by_kind"].items()}
+    assert by_kind == {
+        "clean": (2, None, 2),
+        **{kind: (2, 2, 2) for kind in DEGRADATIONS},
+        "large_yaw": (2, 2, 2),
+        "large_pitch": (2, 2, 1),
+    }
