@@ -38,8 +38,11 @@ def build_pipeline(settings: Settings) -> Pipeline:
         thresholds=settings.steps_threshold,
     )
     scores = settings.quality_scores
-    recognizer = SFaceRecognizer(threads=settings.torch_threads)
-    unified = UnifiedQuality(recognizer, ScoreMap(*scores[UNIFIED]) if UNIFIED in scores else None)
+    recognizer = unified = None
+    if settings.recognizer == "sface":
+        recognizer = SFaceRecognizer(threads=settings.torch_threads)
+        curve = ScoreMap(*scores[UNIFIED]) if UNIFIED in scores else None
+        unified = UnifiedQuality(recognizer, curve)
     pipeline = Pipeline(
         detector,
         build_pose_estimator(settings),

@@ -570,9 +570,10 @@ def openapi_document(version: str = "0.1.0", metrics_public: bool = True) -> dic
         "info": {
             "title": "faceq face-quality service",
             "version": version,
-            "description": "Finds every face in an image, measures confidence, blur and head "
-            "pose, aligns it to the ArcFace 112x112 template and says which faces are good "
-            "enough for enrolment and why the others are not. Errors are always "
+            "description": "Finds every face in an image, measures confidence, blur, head "
+            "pose and ISO/IEC 29794-5-style quality components, scores how well a recogniser "
+            "(SFace) will match it, aligns it to the ArcFace 112x112 template and says which "
+            "faces are good enough for enrolment and why the others are not. Errors are always "
             '`{"error": {"code": ..., "message": ...}}`.',
         },
         "servers": [{"url": "/"}],

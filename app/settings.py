@@ -58,6 +58,7 @@ class Settings:
     pitch_threshold: float = 20.0
     roll_threshold: float = 25.0
     pose_min_confidence: float = 0.90
+    recognizer: str = "sface"
     # quality components (models.quality): gates, and score curves (name -> [centre, width])
     min_sharpness: float = 0.06
     min_inter_eye_px: float = 24.0
@@ -299,6 +300,13 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("roll_threshold", ("pose", "roll_threshold"), _as_float, _range(0, 180), "degrees"),
     FieldSpec(
         "pose_min_confidence", ("pose", "min_confidence"), _as_float, _range(0, 1), "pose from"
+    ),
+    FieldSpec(
+        "recognizer",
+        ("quality", "recognizer"),
+        lambda v: _as_str(v).lower(),
+        _choice("sface", "off"),
+        "unified score",
     ),
     FieldSpec("min_sharpness", ("quality", "min_sharpness"), _as_float, _range(0, 10), "gate"),
     FieldSpec(

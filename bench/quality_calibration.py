@@ -1,0 +1,111 @@
+"""How the quality components' defaults were calibrated: their raw values on a labelled set.
+
+Reads a labels CSV as ``bench/make_verdict_set.py`` writes it (``file,expect,reason,source,
+kind``: clean portraits and degraded copies of them) and runs the service's pipeline with the
+default settings on each image (its largest face). Prints, per kind of image, the spread of
+every component's raw value, then:
+
+- the share of clean faces passing every quality component (every reason except
+  ``low_confidence``, the detector's own gate, which the components do not decide);
+- the share of degraded faces rejected, and rejected with the expected reason.
+
+Usage: ``.venv/bin/python bench/quality_calibration.py bench/out/verdicts/labels.csv
+[--marked DIR]`` (``--marked`` writes each image with its verdict drawn). The last line is one
+JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app.models_state import build_pipeline, default_policy  # noqa: E402
+from app.runtime import configure_threads  # noqa: E402
+from app.settings import load_settings  # noqa: E402
+from models.decode import decode_image  # noqa: E402
+from models.quality.measures import COMPONENT_NAMES  # noqa: E402
+from models.report import mark_image  # noqa: E402
+
+DETECTOR_REASONS = frozenset({"low_confidence"})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("labels", type=Path)
+    parser.add_argument("--marked", type=Path, default=None)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    configure_threads(settings.tf_threads, settings.torch_threads)
+    pipeline, policy = build_pipeline(settings), default_policy(settings)
+    folder = args.labels.parent
+    raws: dict[str, dict[str, list[float]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list)
+    )
+    rows = []
+    costs: dict[str, list[float]] = collections.defaultdict(list)
+    with args.labels.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            image = decode_image((folder / row["file"]).read_bytes(), settings.max_pixels)
+            assessment = pipeline.assess_image(image, policy)
+            for stage in ("quality_per_face", "recognizer_per_face"):
+                if assessment.timing_ms.get(stage):
+                    costs[stage].append(assessment.timing_ms[stage])
+            if args.marked:
+                args.marked.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(
+                    str(args.marked / f"{Path(row['file']).stem}.jpg"), mark_image(assessment)
+                )
+            if not assessment.faces:
+                rows.append((row, ("no_face",)))
+                continue
+            face = max(assessment.faces, key=lambda f: f.face.box[2] * f.face.box[3])
+            rows.append((row, face.reasons))
+            for name, m in face.quality.components.items():
+                raws[row["kind"]][name].append(m.raw)
+            raws[row["kind"]]["unified"].append(face.quality.unified.raw)
+    for kind, table in raws.items():
+        print(f"{kind} ({len(table['unified'])} faces)")
+        for name in (*COMPONENT_NAMES, "unified"):
+            v = np.array(table[name])
+            print(
+                f"  {name:<24} min {v.min():9.3f}  median {np.median(v):9.3f}  max {v.max():9.3f}"
+            )
+    clean = [r for r, _ in rows if r["expect"] == "accept"]
+    clean_pass = [
+        r for r, reasons in rows if r["expect"] == "accept" and not set(reasons) - DETECTOR_REASONS
+    ]
+    degraded = [(r, reasons) for r, reasons in rows if r["expect"] == "reject"]
+    rejected = [(r, reasons) for r, reasons in degraded if reasons]
+    right = [r for r, reasons in rejected if r["reason"] in reasons]
+    figures = {
+        "clean": len(clean),
+        "clean_pass_components": round(len(clean_pass) / max(1, len(clean)), 4),
+        "degraded": len(degraded),
+        "degraded_rejected": round(len(rejected) / max(1, len(degraded)), 4),
+        "reason_right": round(len(right) / max(1, len(rejected)), 4),
+        **{f"{k}_ms_median": round(float(np.median(v)), 2) for k, v in costs.items()},
+    }
+    for r, reasons in rows:
+        wrong = (r["expect"] == "accept" and set(reasons) - DETECTOR_REASONS) or (
+            r["expect"] == "reject" and r["reason"] not in reasons
+        )
+        if wrong:
+            print(f"  off: {r['file']} expect {r['expect']} {r['reason']} got {list(reasons)}")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
