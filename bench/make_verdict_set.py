@@ -25,8 +25,10 @@ generator seeded by the source file's name.
 data folder, ``kind`` is ``clean``, a degradation's name, ``large_yaw`` or ``large_pitch``.
 
 Usage: ``.venv/bin/python bench/make_verdict_set.py bench/out/verdicts [--data DIR]
-[--portraits N]``, then ``python -m app eval-verdicts --labels bench/out/verdicts/labels.csv
---images bench/out/verdicts``.
+[--portraits N] [--held-out]``, then ``python -m app eval-verdicts --labels
+bench/out/verdicts/labels.csv --images bench/out/verdicts``. ``--held-out`` degrades with other
+strengths (``HELD_OUT``) than those the quality components' defaults were calibrated on
+(``CALIBRATION``, the default).
 """
 
 from __future__ import annotations
@@ -60,42 +62,78 @@ FRONTAL_POSES = frozenset({"frontal", "near-frontal"})
 YAW_LIMIT_DEG = 45.0
 PITCH_LIMIT_DEG = 20.0
 MARGIN_DEG = 10.0
-# In-plane roll of the rotated copies (the gate is 25 degrees).
-ROLL_DEG = 40.0
-# Inter-eye distance of the down-scaled copies, pixels: a face box of about 25 px, still found
-# by MTCNN (min_face_size 20) but far from enrolment grade.
-LOW_RES_EYES_PX = 10.0
-# Gaussian sigma and motion length in inter-eye distances: 3.5 px and 14 px on the aligned
-# crop, blurred beyond any use for enrolment (bench/degrade.py).
-BLUR_IED = 0.1
-MOTION_IED = 0.4
-# Underexposure: 15% of the light (nearly three stops short); overexposure: a quarter of the
-# contrast left, pulled toward white. Stronger, and MTCNN stops finding some of the faces.
-DARK_GAIN = 0.15
-WASH_CONTRAST = 0.25
 JPEG_QUALITY = 95
 
+
+@dataclass(frozen=True)
+class Strengths:
+    """How hard each degradation hits (units as in ``bench/degrade.py``)."""
+
+    # Gaussian sigma and motion length in inter-eye distances: 3.5 px and 14 px on the aligned
+    # crop, blurred beyond any use for enrolment.
+    blur_ied: float = 0.1
+    motion_ied: float = 0.4
+    # Inter-eye distance of the down-scaled copies, pixels: a face box of about 25 px, still
+    # found by MTCNN (min_face_size 20) but far from enrolment grade.
+    low_res_eyes_px: float = 10.0
+    # Underexposure: 15% of the light (nearly three stops short); overexposure: a quarter of
+    # the contrast left, pulled toward white. Stronger, and MTCNN stops finding some faces.
+    dark_gain: float = 0.15
+    wash_contrast: float = 0.25
+    # In-plane roll of the rotated copies (the gate is 25 degrees).
+    roll_deg: float = 40.0
+
+
+# The set the quality components' defaults were calibrated on (bench/quality_calibration.md).
+CALIBRATION = Strengths()
+# Other strengths, none of them those, each still plainly degraded to the eye: 2.5 px of blur
+# and 10 px of shake on the aligned crop, 16 px between the eyes, 22% of the light, 35% of the
+# contrast, and a roll 10 degrees past the gate.
+HELD_OUT = Strengths(
+    blur_ied=0.07,
+    motion_ied=0.3,
+    low_res_eyes_px=16.0,
+    dark_gain=0.22,
+    wash_contrast=0.35,
+    roll_deg=35.0,
+)
 
 Degrade = Callable[[np.ndarray, Eyes, np.random.Generator], np.ndarray]
 
 
-def _motion(rgb: np.ndarray, eyes: Eyes, rng: np.random.Generator) -> np.ndarray:
-    return degrade.motion_blur(rgb, eyes, MOTION_IED, float(rng.uniform(0.0, 180.0)))
+def degradations(s: Strengths) -> dict[str, tuple[str, Degrade]]:
+    """kind -> (expected reason, degradation) at strengths ``s``."""
+
+    def motion(rgb: np.ndarray, eyes: Eyes, rng: np.random.Generator) -> np.ndarray:
+        return degrade.motion_blur(rgb, eyes, s.motion_ied, float(rng.uniform(0.0, 180.0)))
+
+    return {
+        "gaussian_blur": (
+            "blurry",
+            lambda rgb, eyes, rng: degrade.gaussian_blur(rgb, eyes, s.blur_ied),
+        ),
+        "motion_blur": ("blurry", motion),
+        "downscale": (
+            "low_resolution",
+            lambda rgb, eyes, rng: degrade.downscale(rgb, eyes, s.low_res_eyes_px),
+        ),
+        "darken": ("underexposed", lambda rgb, eyes, rng: degrade.darken(rgb, s.dark_gain)),
+        "wash_out": (
+            "overexposed",
+            lambda rgb, eyes, rng: degrade.wash_out(rgb, s.wash_contrast),
+        ),
+        "rotate_cw": (
+            "pose_roll",
+            lambda rgb, eyes, rng: degrade.rotate_to(rgb, eyes, s.roll_deg),
+        ),
+        "rotate_ccw": (
+            "pose_roll",
+            lambda rgb, eyes, rng: degrade.rotate_to(rgb, eyes, -s.roll_deg),
+        ),
+    }
 
 
-# kind -> (expected reason, degradation)
-DEGRADATIONS: dict[str, tuple[str, Degrade]] = {
-    "gaussian_blur": ("blurry", lambda rgb, eyes, rng: degrade.gaussian_blur(rgb, eyes, BLUR_IED)),
-    "motion_blur": ("blurry", _motion),
-    "downscale": (
-        "low_resolution",
-        lambda rgb, eyes, rng: degrade.downscale(rgb, eyes, LOW_RES_EYES_PX),
-    ),
-    "darken": ("underexposed", lambda rgb, eyes, rng: degrade.darken(rgb, DARK_GAIN)),
-    "wash_out": ("overexposed", lambda rgb, eyes, rng: degrade.wash_out(rgb, WASH_CONTRAST)),
-    "rotate_cw": ("pose_roll", lambda rgb, eyes, rng: degrade.rotate_to(rgb, eyes, ROLL_DEG)),
-    "rotate_ccw": ("pose_roll", lambda rgb, eyes, rng: degrade.rotate_to(rgb, eyes, -ROLL_DEG)),
-}
+DEGRADATIONS = degradations(CALIBRATION)
 
 
 @dataclass(frozen=True)
@@ -159,6 +197,7 @@ def build_verdict_set(
     portraits: Sequence[str] | None = None,
     kinds: Sequence[str] | None = None,
     pose_images: bool = True,
+    strengths: Strengths = CALIBRATION,
 ) -> list[Row]:
     """Write the set into ``out_dir`` and return its rows (also written to ``labels.csv``).
 
@@ -169,6 +208,7 @@ def build_verdict_set(
         portraits: sources to use (default: ``clean_portraits(data_dir)``).
         kinds: degradations to apply (default: all of ``DEGRADATIONS``).
         pose_images: whether to add the large-pose AFLW2000 images.
+        strengths: how hard the degradations hit (``CALIBRATION`` or ``HELD_OUT``).
 
     Raises:
         ValueError: a portrait in which the detector finds no face.
@@ -176,6 +216,7 @@ def build_verdict_set(
     from models.decode import decode_image
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    table = degradations(strengths)
     rows: list[Row] = []
     for source in portraits if portraits is not None else clean_portraits(data_dir):
         path = data_dir / source
@@ -187,11 +228,11 @@ def build_verdict_set(
         clean = f"{name}{path.suffix.lower()}"
         shutil.copyfile(path, out_dir / clean)
         rows.append(Row(clean, "accept", "", source, "clean"))
-        for kind in kinds if kinds is not None else list(DEGRADATIONS):
-            reason, degrade = DEGRADATIONS[kind]
+        for kind in kinds if kinds is not None else list(table):
+            reason, apply = table[kind]
             rng = np.random.default_rng(zlib.crc32(f"{source}:{kind}".encode()))
             file = f"{name}__{kind}.jpg"
-            (out_dir / file).write_bytes(encode_jpeg(degrade(rgb, eyes, rng), JPEG_QUALITY))
+            (out_dir / file).write_bytes(encode_jpeg(apply(rgb, eyes, rng), JPEG_QUALITY))
             rows.append(Row(file, "reject", reason, source, kind))
         log.info("%s: eyes %.0f px apart, roll %.1f deg", source, eyes.distance, eyes.roll_deg)
     if pose_images:
@@ -211,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="folder for the images and labels.csv")
     parser.add_argument("--data", type=Path, default=None, help="shared data folder")
     parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="the HELD_OUT strengths instead of those the quality defaults were calibrated on",
+    )
+    parser.add_argument(
         "--portraits", type=int, default=0, help="use only the first N portraits (0: all)"
     )
     args = parser.parse_args(argv)
@@ -226,7 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     portraits = clean_portraits(data_dir)
     if args.portraits:
         portraits = portraits[: args.portraits]
-    rows = build_verdict_set(data_dir, args.out_dir, MTCNNDetector(), portraits)
+    strengths = HELD_OUT if args.held_out else CALIBRATION
+    rows = build_verdict_set(
+        data_dir, args.out_dir, MTCNNDetector(), portraits, strengths=strengths
+    )
     accept = sum(r.expect == "accept" for r in rows)
     print(
         f"{len(rows)} images ({accept} accept, {len(rows) - accept} reject) "
