@@ -1,13 +1,14 @@
-"""``python -m app <command>``: serve (default), eval-pose, scan."""
+"""``python -m app <command>``: serve (default), eval-pose, eval-verdicts, scan."""
 
 from __future__ import annotations
 
 import sys
 
-USAGE = """usage: python -m app [serve | eval-pose ... | scan ...]
+USAGE = """usage: python -m app [serve | eval-pose ... | eval-verdicts ... | scan ...]
 
   serve        start the HTTP service (settings: config/config.yaml + FACEQ_* variables)
   eval-pose    measure a pose estimator on labelled images (--labels CSV --images DIR)
+  eval-verdicts  measure the accept/reject verdicts on a labelled set (--labels CSV --images DIR)
   scan         run the pipeline over a folder and keep the accepted aligned faces
 """
 
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.eval_pose import main as eval_pose_main
 
         return eval_pose_main(args)
+    if command == "eval-verdicts":
+        from app.eval_verdicts import main as eval_verdicts_main
+
+        return eval_verdicts_main(args)
     if command == "scan":
         from app.scan import main as scan_main
 
