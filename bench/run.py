@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from service import Service  # noqa: E402 - bench/service.py, beside this script
+from service import Client, Service  # noqa: E402 - bench/service.py, beside this script
 
 from tests.conftest import shared_data_dir  # noqa: E402
 
@@ -261,54 +261,6 @@ def run_parity(data: Path) -> dict[str, Any]:
     if not lines:
         raise SystemExit(f"detect_parity printed no result:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(lines[-1])
-
-
-class Client:
-    """A keep-alive HTTP/1.1 connection that posts one pre-encoded multipart upload.
-
-    The multipart body is built once, so the timings hold the service's work and the transfer,
-    not the client library's encoding (``requests`` added about 1.5 ms per 100 KB upload).
-    """
-
-    BOUNDARY = "faceq-bench-boundary-7d1f"
-
-    def __init__(self, url: str, token: str, name: str, data: bytes) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
-        self.conn: http.client.HTTPConnection | None = None
-        self.body = b"".join(
-            (
-                f'--{self.BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
-                f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode(),
-                data,
-                f"\r\n--{self.BOUNDARY}--\r\n".encode(),
-            )
-        )
-        self.headers = {
-            "Authorization": token,
-            "Content-Type": f"multipart/form-data; boundary={self.BOUNDARY}",
-        }
-
-    def upload(self, query: str = "images=all") -> tuple[int, float, bytes]:
-        """One ``POST /upload?{query}``; return status, wall milliseconds and body."""
-        started = time.perf_counter()
-        for attempt in (0, 1):  # a kept-alive connection the server closed: reconnect once
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
-            try:
-                self.conn.request("POST", "/upload?" + query, self.body, self.headers)
-                resp = self.conn.getresponse()
-                body = resp.read()
-                break
-            except (http.client.HTTPException, OSError):
-                self.conn.close()
-                self.conn = None
-                if attempt:
-                    raise
-        if resp.getheader("Connection", "").lower() == "close":
-            self.conn.close()
-            self.conn = None
-        return resp.status, (time.perf_counter() - started) * 1000.0, body
 
 
 @dataclass
