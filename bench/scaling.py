@@ -14,15 +14,16 @@ Two series, each point measured through HTTP on the service run as a subprocess
   from the shared photos: every face the service itself accepts in them (largest first, one
   service answering ``images=none``), a square of 1.6x the box's longer side around the box
   centre, resized to 144x144 with ``INTER_AREA`` (``INTER_CUBIC`` where the box was smaller).
-  Each tile set uses distinct faces while there are enough, then repeats them mirrored.
+  Each tile set uses distinct faces while there are enough, then repeats them mirrored; the
+  canvases are kept under ``bench/out/scaling/`` to look at.
 
 Per point: one or two warm-up uploads, then up to ``--repeats`` sequential
 ``POST /upload?images=all`` (fewer where one upload takes long: each point gets about
-``--budget-s`` seconds, at least two uploads), the client's median wall time and the median of
-the report's ``timing_ms`` per stage. Growth: weighted least squares of ``a + b x`` (relative
-residuals, so the small points count as much as the large ones), the local exponents
-``d log t / d log x`` between neighbouring points, and the knee ``a / b`` (where the fixed cost
-equals the growing one).
+``--budget-s`` seconds, at least two uploads unless ``--repeats 1``), the client's median wall
+time and the median of the report's ``timing_ms`` per stage. Growth: weighted least squares
+of ``a + b x`` (relative residuals, so the small points count as much as the large ones), the
+local exponents ``d log t / d log x`` between neighbouring points, and the knee ``a / b``
+(where the fixed cost equals the growing one).
 
 Writes ``bench/scaling_size.png`` and ``bench/scaling_faces.png`` (``--plots``; with ``--quick``
 under ``bench/out/scaling/``), prints a table and a Markdown table, and as its last line one JSON
@@ -69,8 +70,10 @@ JPEG_QUALITY = 90
 GRID_COLS, GRID_ROWS, CELL, TILE = 10, 5, 160, 144
 TILE_MARGIN = 1.6  # the tile's side over the face box's longer side
 MIN_SOURCE_BOX = 48  # px: smaller faces would be upscaled more than 3x into a tile
+MIN_TILE_INSIDE = 0.8  # the least part of a tile's square that must lie inside its photo
 FACE_SOURCES = ("faces", "headpose")  # folders of the shared data searched for faces
 PER_FACE = "_per_face"  # timing_ms keys that are per-face averages, not stages
+OUT = ROOT / "bench" / "out" / "scaling"  # git-ignored: the face canvases, quick plots
 
 
 # -- pure helpers (tested in tests/bench/test_scaling.py) ---------------------------------------
@@ -197,11 +200,32 @@ def make_size_series(photo: Path, sizes_mp: Sequence[float], out: Path) -> list[
     return series
 
 
+def usable_tile(
+    box: Sequence[float], others: Sequence[Sequence[float]], height: int, width: int
+) -> bool:
+    """Whether the tile square of ``box`` holds that face alone and mostly real pixels: big
+    enough, no other detection's box reaching into it, at least ``MIN_TILE_INSIDE`` of it inside
+    the photo (the shared aligned crops are smaller than their tile)."""
+    if min(box[2], box[3]) < MIN_SOURCE_BOX:
+        return False
+    x, y, side = tile_box(box, TILE_MARGIN)
+    inside_w = max(0, min(width, x + side) - max(0, x))
+    inside_h = max(0, min(height, y + side) - max(0, y))
+    if inside_w * inside_h < MIN_TILE_INSIDE * side * side:
+        return False
+    for ox, oy, ow, oh in others:
+        if ox < x + side and x < ox + ow and oy < y + side and y < oy + oh:
+            return False
+    return True
+
+
 def find_faces(svc: Service, token: str, data: Path, enough: int) -> list[tuple[Path, list[float]]]:
     """Faces the service accepts in the shared photos, as (photo, box), largest first.
 
-    Photos are read in path order until ``enough`` faces of at least ``MIN_SOURCE_BOX`` px are
-    found (distinct detections: one person may appear in several photos)."""
+    Photos are read in path order until ``enough`` faces with a ``usable_tile`` are found
+    (distinct detections: one person may appear in several photos)."""
+    import cv2
+
     found = []
     photos = sorted(
         p
@@ -211,12 +235,17 @@ def find_faces(svc: Service, token: str, data: Path, enough: int) -> list[tuple[
     )
     for photo in photos:
         client = Client(svc.url, token, photo.name, photo.read_bytes())
-        status, _, body = client.upload("images=none&mark=0&rejected=0")
+        status, _, body = client.upload("images=none&mark=0&rejected=1")
         if status != 200:
             continue
-        for face in json.loads(body)["resp"]:
+        report = json.loads(body)
+        boxes = [f["face_coordinate"] for f in report["resp"] + report.get("rejected", [])]
+        # cv2 turns the photo by its EXIF orientation, as the service does and make_tiles reads
+        height, width = cv2.imread(str(photo), cv2.IMREAD_COLOR).shape[:2]
+        for face in report["resp"]:
             box = face["face_coordinate"]
-            if min(box[2], box[3]) >= MIN_SOURCE_BOX:
+            others = [b for b in boxes if b != box]
+            if usable_tile(box, others, height, width):
                 found.append((photo, box))
         if len(found) >= enough:
             break
@@ -316,7 +345,7 @@ def measure_point(
     if ms < budget_s * 1000.0 / 10:  # a second warm-up where it is cheap (see bench/run.py)
         ms, _ = upload()
         point.warm_ms.append(round(ms, 1))
-    n = max(2, min(repeats, int(budget_s * 1000.0 / max(ms, 1.0))))
+    n = max(min(2, repeats), min(repeats, int(budget_s * 1000.0 / max(ms, 1.0))))
     timings = []
     report: dict[str, Any] = {}
     for _ in range(n):
@@ -350,7 +379,7 @@ def run_faces(
         faces = find_faces(svc, token, args.data, max(args.faces))
         if not faces:
             raise SystemExit(f"no accepted face found under {args.data}")
-        series = make_face_series(faces, args.faces, workdir)
+        series = make_face_series(faces, args.faces, OUT)  # kept, to look at
         points = []
         for item in series:
             p = measure_point(
@@ -554,8 +583,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"at most {GRID_COLS * GRID_ROWS} faces")
     args.data = args.data.resolve()
     photo = args.photo or args.data / DEFAULT_PHOTO
-    plots = args.plots or (ROOT / "bench" / ("out/scaling" if args.quick else ""))
+    plots = args.plots or (OUT if args.quick else ROOT / "bench")
     plots.mkdir(parents=True, exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     command = "bench/scaling.py " + " ".join(sys.argv[1:] if argv is None else argv)
     load_start = [round(v, 2) for v in os.getloadavg()]
     started = time.monotonic()

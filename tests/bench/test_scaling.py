@@ -85,3 +85,12 @@ def test_crop_square_pads_with_grey() -> None:
 def test_stage_names_drop_per_face_averages() -> None:
     timings = [{"detect": 1.0, "recognizer": 2.0, "recognizer_per_face": 1.0}, {"pose": 3.0}]
     assert scaling.stage_names(timings) == ["detect", "recognizer", "pose"]
+
+
+def test_usable_tile_refuses_neighbours_small_faces_and_padding() -> None:
+    box = [100, 100, 60, 60]  # tile square: side 96 at (82, 82)
+    assert scaling.usable_tile(box, [], 400, 400)
+    assert not scaling.usable_tile(box, [[170, 100, 60, 60]], 400, 400)  # reaches in
+    assert scaling.usable_tile(box, [[190, 100, 60, 60]], 400, 400)  # stays out
+    assert not scaling.usable_tile([100, 100, 40, 40], [], 400, 400)  # too small
+    assert not scaling.usable_tile([0, 0, 60, 60], [], 60, 60)  # mostly padding
