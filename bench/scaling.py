@@ -171,6 +171,13 @@ def crop_square(image: np.ndarray, x: int, y: int, side: int) -> np.ndarray:
     return out
 
 
+def cv2_shape(photo: Path) -> tuple[int, int]:
+    """(height, width) of a photo as cv2 reads it (EXIF orientation applied)."""
+    import cv2
+
+    return cv2.imread(str(photo), cv2.IMREAD_COLOR).shape[:2]
+
+
 def make_size_series(photo: Path, sizes_mp: Sequence[float], out: Path) -> list[dict[str, Any]]:
     """The photo resized to each size, as JPEG files; their paths, shapes and bytes."""
     import cv2
@@ -385,7 +392,7 @@ def run_faces(
             p = measure_point(
                 svc,
                 token,
-                f"{item['faces']} faces",
+                f"{item['faces']} face{'' if item['faces'] == 1 else 's'}",
                 item["faces"],
                 item["path"],
                 args.repeats,
@@ -478,7 +485,10 @@ def growth(points: list[Point], unit: str) -> dict[str, Any]:
     return out
 
 
-def plot(points: list[Point], fit: dict[str, Any], path: Path, kind: str) -> None:
+def plot(
+    points: list[Point], fit: dict[str, Any], path: Path, kind: str, note: str, xlabel: str
+) -> None:
+    """Latency and stages against ``x`` (and, for sizes, peak memory); ``note`` as a footer."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -496,7 +506,7 @@ def plot(points: list[Point], fit: dict[str, Any], path: Path, kind: str) -> Non
             ax.plot(xs, np.maximum(ys, 0.05), ".--", label=stage)
     if "client_p50" in fit:
         c = fit["client_p50"]
-        grid = np.linspace(xs.min(), xs.max(), 200)
+        grid = (np.geomspace if kind == "size" else np.linspace)(xs.min(), xs.max(), 200)
         slope = c[f"ms_per_{fit['unit']}"]
         ax.plot(
             grid,
@@ -508,11 +518,10 @@ def plot(points: list[Point], fit: dict[str, Any], path: Path, kind: str) -> Non
     if kind == "size":
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("image size, megapixels (img4.jpg resized; >4.3 MP upscaled, cubic)")
         ax.set_title("latency per image against image size (one face)")
     else:
-        ax.set_xlabel("faces in the image (fixed 1600x800 canvas of real face tiles)")
         ax.set_title("latency per image against faces")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("milliseconds")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -535,7 +544,8 @@ def plot(points: list[Point], fit: dict[str, Any], path: Path, kind: str) -> Non
         ax2.set_title("peak resident memory, a fresh service per size")
         ax2.grid(True, alpha=0.3)
         ax2.legend(fontsize=8)
-    fig.tight_layout()
+    fig.text(0.01, 0.01, note, fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -606,17 +616,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     size_fit = growth(size_points, "MP")
     faces_fit = growth(faces_points, "face")
+    load_end = [round(v, 2) for v in os.getloadavg()]
+    note = (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {command}, {os.cpu_count()} CPUs, "
+        f"load average {load_start[0]} -> {load_end[0]}"
+    )
     if size_points:
-        plot(size_points, size_fit, plots / "scaling_size.png", "size")
+        native = cv2_shape(photo)
+        xlabel = (
+            f"image size, megapixels ({photo.name}, {native[1]}x{native[0]}, resized: "
+            f"area down, cubic above {native[0] * native[1] / 1e6:.1f} MP)"
+        )
+        plot(size_points, size_fit, plots / "scaling_size.png", "size", note, xlabel)
     if faces_points:
-        plot(faces_points, faces_fit, plots / "scaling_faces.png", "faces")
+        xlabel = (
+            f"faces in the image (real face tiles on a fixed {GRID_COLS * CELL}x"
+            f"{GRID_ROWS * CELL} canvas)"
+        )
+        plot(faces_points, faces_fit, plots / "scaling_faces.png", "faces", note, xlabel)
     result = {
         "bench": "scaling",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "cpus": os.cpu_count(),
         "load_avg_start": load_start,
-        "load_avg_end": [round(v, 2) for v in os.getloadavg()],
+        "load_avg_end": load_end,
         "query": QUERY,
         "photo": str(photo.relative_to(args.data))
         if photo.is_relative_to(args.data)
