@@ -612,9 +612,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
     parser.add_argument("--yardstick", type=Path, default=DEFAULT_YARDSTICK)
     parser.add_argument("--image", type=Path, action="append", default=[], help="extra image")
-    parser.add_argument("--rounds", type=int, default=5, help="yardstick/service rounds per image")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="yardstick/deepface/service rounds per image"
+    )
     parser.add_argument("--repeats", type=int, default=10, help="uploads per image and round")
-    parser.add_argument("--baseline-repeats", type=int, default=5, help="yardstick REPEATS")
+    parser.add_argument(
+        "--baseline-repeats", type=int, default=5, help="yardstick REPEATS and deepface calls"
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="load test seconds")
     parser.add_argument("--clients", type=int, default=8, help="concurrent load-test clients")
     parser.add_argument("--hopenet", action="store_true", help="also measure a Hopenet service")
@@ -645,6 +649,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_start = load_average()
     started = time.monotonic()
 
+    # Built (once) before anything is measured, so that a failing pip stops the run early.
+    deepface_python = None if args.no_deepface else ensure_venv(args.deepface_venv)
+
     with tempfile.TemporaryDirectory(prefix="faceq-bench-") as tmp:
         workdir = Path(tmp)
         images = prepare_images(workdir, args.data.resolve(), args.image)
@@ -652,9 +659,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit = hardware_limit(images)
         rate = max(limit["matmul"].values())
         worker = None
-        if not args.no_deepface:
-            python = ensure_venv(args.deepface_venv)
-            worker = DeepfaceWorker(python, args.deepface_venv.parent / "deepface-home")
+        if deepface_python is not None:
+            home = args.deepface_venv.parent / "deepface-home"
+            worker = DeepfaceWorker(deepface_python, home)
         try:
             main_run = service_run(
                 images,
