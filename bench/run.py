@@ -872,8 +872,10 @@ def print_table(r: dict[str, Any]) -> None:
     print("\nrounds (yardstick ms / deepface ms / service p50 ms = ratios):")
     for k, rounds in r["rounds"].items():
         cells = ", ".join(
-            f"{x['yardstick_ms']:.0f}/{x.get('deepface_ms', float('nan')):.0f}/{x['p50_ms']:.1f}"
-            f" = {x['ratio']:.2f}/{x.get('deepface_ratio', float('nan')):.2f}"
+            f"{x['yardstick_ms']:.0f}/{x['deepface_ms']:.0f}/{x['p50_ms']:.1f}"
+            f" = {x['ratio']:.2f}/{x['deepface_ratio']:.2f}"
+            if "deepface_ms" in x
+            else f"{x['yardstick_ms']:.0f}/-/{x['p50_ms']:.1f} = {x['ratio']:.2f}/-"
             for x in rounds
         )
         print(f"  {k}: {cells}")
