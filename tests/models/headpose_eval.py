@@ -74,9 +74,13 @@ def find_faces(rgb: np.ndarray) -> list[tuple[Box, float]]:
 
 
 def find_face_box(rgb: np.ndarray) -> Box | None:
-    """Return the most confident face box ``(x, y, w, h)``, or None when no face is found."""
+    """Return the largest face box ``(x, y, w, h)``, or None when no face is found.
+
+    The labelled face is the image's main one; a face in the background can score as high
+    (AFLW2000 image00006's: 1.0 against 0.9999), so the largest, as ``app.eval_pose`` takes.
+    """
     faces = find_faces(rgb)
-    return faces[0][0] if faces else None
+    return max((box for box, _ in faces), key=lambda b: b[2] * b[3]) if faces else None
 
 
 def mean_absolute_errors(
@@ -146,10 +150,22 @@ def load_flip_set(data_dir: Path) -> list[FaceImage]:
         if bgr is None:
             raise FileNotFoundError(path)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        boxes = [box for box, conf in find_faces(rgb) if conf >= FLIP_MIN_CONFIDENCE]
+        height, width = rgb.shape[:2]
+        boxes = [
+            box
+            for box, conf in find_faces(rgb)
+            if conf >= FLIP_MIN_CONFIDENCE and not touches_border(box, width, height)
+        ]
         if boxes:
             out.append(FaceImage(f"{path.parent.name}/{path.name}", rgb, boxes))
     return out
+
+
+def touches_border(box: Box, width: int, height: int) -> bool:
+    """Whether the (clipped) box reaches the image's edge: a face cut by the border, whose pose
+    is not defined (selfie-many-people's half face: yaw 41 and, mirrored, 172 degrees)."""
+    x, y, w, h = box
+    return x <= 0 or y <= 0 or x + w >= width - 1 or y + h >= height - 1
 
 
 def mirror_box(box: Box, image_width: int) -> Box:
