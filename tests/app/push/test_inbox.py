@@ -1,4 +1,10 @@
-"""The durable inbox: restart safety, leases, duplicates, results API, retention, forwarding."""
+"""The durable inbox: restart safety, leases, duplicates, results API, retention, forwarding.
+
+Every test that takes ``make_inbox`` or ``inbox`` runs twice: on the embedded SQLite store
+(files under the data folder) and on a real PostgreSQL server (``tests/pg.py``; bytes in the
+rows, nothing on local disk). Two ``Inbox`` objects on one database stand for two processes:
+a restart, or two replicas.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,14 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from app.push import store
 from app.push.event import CameraEvent, PushedImage, sha256_hex
 from app.push.inbox import Inbox
 
@@ -61,25 +69,66 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+MakeInbox = Callable[..., Inbox]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def inbox(tmp_path: Path, clock: FakeClock) -> Iterator[Inbox]:
-    box = Inbox(tmp_path, clock=clock)
-    yield box
-    box.close()
+def make_inbox(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path, clock: FakeClock
+) -> Iterator[MakeInbox]:
+    """Open an inbox (a process) on this test's database; every one is closed afterwards."""
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    opened: list[Inbox] = []
+
+    def make(**kwargs: object) -> Inbox:
+        kwargs.setdefault("clock", clock)
+        box = Inbox(tmp_path, database_url=url, prepare=False, **kwargs)  # type: ignore[arg-type]
+        box.prepare(upgrade=True)
+        opened.append(box)
+        return box
+
+    yield make
+    for box in opened:
+        box.close()
 
 
-def test_put_is_durable_across_a_new_inbox(tmp_path: Path, clock: FakeClock) -> None:
-    first = Inbox(tmp_path, clock=clock)
+@pytest.fixture
+def inbox(make_inbox: MakeInbox) -> Inbox:
+    return make_inbox()
+
+
+def image_rows(box: Inbox) -> int:
+    with box.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(store.images)).scalar_one())
+
+
+def test_put_is_durable_across_a_new_inbox(
+    make_inbox: MakeInbox, backend: str, tmp_path: Path
+) -> None:
+    first = make_inbox()
     result = first.put(face_event(1))
     assert result.duplicate is False and result.event_id
     first.close()
 
-    mode = sqlite3.connect(tmp_path / "faceq.db").execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
-    files = sorted(p.name for p in (tmp_path / "images" / result.event_id).iterdir())
-    assert files == ["00-face.jpg", "01-background.jpg"]
+    if backend == "sqlite":
+        mode = sqlite3.connect(tmp_path / "faceq.db").execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+        files = sorted(p.name for p in (tmp_path / "images" / result.event_id).iterdir())
+        assert files == ["00-face.jpg", "01-background.jpg"]
+    else:  # everything in the database, nothing on this "replica's" disk
+        assert list(tmp_path.iterdir()) == []
+        with first.engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(store.images.c.path, store.images.c.data).order_by(store.images.c.idx)
+            ).all()
+        assert stored == [(None, JPEG + b"\x01\x00"), (None, JPEG + b"\x01\x01")]
 
-    second = Inbox(tmp_path, clock=clock)
+    second = make_inbox()
     assert second.backlog() == 1
     [summary], cursor = second.list_events()
     assert cursor is None
@@ -107,15 +156,17 @@ def test_put_is_durable_across_a_new_inbox(tmp_path: Path, clock: FakeClock) -> 
     second.close()
 
 
-def test_crash_mid_event_is_reclaimed_after_the_lease(tmp_path: Path, clock: FakeClock) -> None:
-    first = Inbox(tmp_path, clock=clock)
+def test_crash_mid_event_is_reclaimed_after_the_lease(
+    make_inbox: MakeInbox, clock: FakeClock
+) -> None:
+    first = make_inbox()
     event_id = first.put(face_event(1)).event_id
     claimed = first.claim("worker-a", lease_seconds=60)
     assert claimed is not None and claimed.event_id == event_id
     assert first.claim("worker-b", lease_seconds=60) is None  # leased
     first.close()  # the process dies without complete()
 
-    second = Inbox(tmp_path, clock=clock)
+    second = make_inbox()
     assert second.claim("worker-b", lease_seconds=60) is None
     assert second.backlog() == 1
     clock.now += 61
@@ -127,8 +178,8 @@ def test_crash_mid_event_is_reclaimed_after_the_lease(tmp_path: Path, clock: Fak
     second.close()
 
 
-def test_poison_event_fails_after_max_attempts(tmp_path: Path, clock: FakeClock) -> None:
-    box = Inbox(tmp_path, clock=clock, max_attempts=2)
+def test_poison_event_fails_after_max_attempts(make_inbox: MakeInbox, clock: FakeClock) -> None:
+    box = make_inbox(max_attempts=2)
     event_id = box.put(face_event(1)).event_id
     for _ in range(2):
         assert box.claim("w", lease_seconds=10) is not None
@@ -187,7 +238,7 @@ def test_complete_then_list_and_get(inbox: Inbox, clock: FakeClock) -> None:
         inbox.complete("f" * 32, [])
 
 
-def test_duplicates_by_key_and_by_payload_hash(inbox: Inbox) -> None:
+def test_duplicates_by_key_and_by_payload_hash(inbox: Inbox, backend: str) -> None:
     first = inbox.put(face_event(1))
     by_key = inbox.put(
         CameraEvent(
@@ -207,7 +258,9 @@ def test_duplicates_by_key_and_by_payload_hash(inbox: Inbox) -> None:
     assert not a.duplicate and b.duplicate and a.event_id == b.event_id
     assert inbox.backlog() == 2
     assert inbox.counters()["hikvision"] == {"face": 2, "duplicate": 2}
-    assert len(list((inbox.data_dir / "images").iterdir())) == 2
+    assert image_rows(inbox) == 4
+    if backend == "sqlite":
+        assert len(list((inbox.data_dir / "images").iterdir())) == 2
 
 
 def test_concurrent_puts_of_the_same_event(inbox: Inbox) -> None:
@@ -252,8 +305,8 @@ def test_heartbeats_are_counted_not_stored(inbox: Inbox) -> None:
     assert inbox.backlog() == 0
 
 
-def test_fail_with_retry_backs_off_then_gives_up(tmp_path: Path, clock: FakeClock) -> None:
-    box = Inbox(tmp_path, clock=clock, max_attempts=2, retry_base_s=10)
+def test_fail_with_retry_backs_off_then_gives_up(make_inbox: MakeInbox, clock: FakeClock) -> None:
+    box = make_inbox(max_attempts=2, retry_base_s=10)
     event_id = box.put(face_event(1)).event_id or ""
     assert box.claim("w", 30) is not None
     box.fail(event_id, "decoder crashed", retry=True)
@@ -311,7 +364,7 @@ def test_aligned_crops(inbox: Inbox) -> None:
         inbox.put_crops("a" * 32, [("f1", PNG)])
 
 
-def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock) -> None:
+def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock, backend: str) -> None:
     ids = []
     for n in range(6):
         ids.append(inbox.put(face_event(n)).event_id or "")
@@ -322,7 +375,9 @@ def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock) -> None:
     # ids[0] was received 600 s ago, ids[1] 500 s ago...; ids[5] is still pending.
     assert inbox.prune(max_age_seconds=450) == 2
     assert inbox.get_event(ids[0]) is None and inbox.get_event(ids[1]) is None
-    assert not (inbox.data_dir / "images" / ids[0]).exists()
+    assert image_rows(inbox) == 4 * 2
+    if backend == "sqlite":
+        assert not (inbox.data_dir / "images" / ids[0]).exists()
     assert inbox.get_crop(ids[0], "f0") is None
     assert inbox.prune(max_events=2) == 2  # 4 left, 2 oldest finished go
     remaining = [e["id"] for e in inbox.list_events()[0]]
@@ -331,7 +386,8 @@ def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock) -> None:
     assert [e["id"] for e in inbox.list_events()[0]] == [ids[5]]
 
 
-def test_prune_sweeps_orphaned_image_folders(inbox: Inbox, clock: FakeClock) -> None:
+def test_prune_sweeps_orphaned_image_folders(tmp_path: Path, clock: FakeClock) -> None:
+    inbox = Inbox(tmp_path, clock=clock)  # image folders exist with file storage (SQLite) only
     orphan = inbox.data_dir / "images" / ("ab" * 16)
     orphan.mkdir()
     (orphan / "00-face.jpg").write_bytes(JPEG)
@@ -342,6 +398,7 @@ def test_prune_sweeps_orphaned_image_folders(inbox: Inbox, clock: FakeClock) -> 
     os.utime(fresh, (clock.now, clock.now))
     inbox.prune(max_age_seconds=10**9)
     assert not orphan.exists() and fresh.exists()
+    inbox.close()
 
 
 def test_forward_queue(inbox: Inbox, clock: FakeClock) -> None:
@@ -366,16 +423,15 @@ def test_forward_queue(inbox: Inbox, clock: FakeClock) -> None:
     assert inbox.forward_backlog() == 0 and inbox.claim_forwards() == []
 
 
-def test_metadata_and_reports_are_stored_as_json(tmp_path: Path, clock: FakeClock) -> None:
-    box = Inbox(tmp_path, clock=clock)
+def test_metadata_and_reports_are_stored_as_json(make_inbox: MakeInbox) -> None:
+    box = make_inbox()
     event_id = box.put(face_event(1)).event_id
     box.close()
-    row = (
-        sqlite3.connect(tmp_path / "faceq.db")
-        .execute("SELECT metadata_json FROM push_events WHERE id = ?", (event_id,))
-        .fetchone()
-    )
-    assert json.loads(row[0]) == {"n": 1, "name": "门禁"}
+    with box.engine.connect() as conn:
+        text = conn.execute(
+            sa.text("SELECT metadata_json FROM push_events WHERE id = :id"), {"id": event_id}
+        ).scalar_one()
+    assert json.loads(text) == {"n": 1, "name": "门禁"}
 
 
 def test_expire_leases_ends_only_the_matching_owners(inbox: Inbox) -> None:
