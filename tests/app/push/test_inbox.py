@@ -484,3 +484,161 @@ def test_extend_lease_only_for_the_holder(inbox: Inbox, clock: FakeClock) -> Non
     again = inbox.claim("host/b/0", 10)
     assert again is not None and again.event_id == event_id
     assert not inbox.extend_lease(event_id, "host/a/0", 10)
+
+
+def test_racing_completions_write_once(make_inbox: MakeInbox, clock: FakeClock) -> None:
+    """Replica A's lease expires mid-event, B re-runs it; both finish at the same moment."""
+    a, b = make_inbox(), make_inbox()
+    event_id = a.put(face_event(3, images=1)).event_id or ""
+    assert a.claim("replica-a/1/0", 10).event_id == event_id
+    clock.now += 11
+    again = b.claim("replica-b/1/0", 10)
+    assert again is not None and again.attempts == 2
+    start = threading.Barrier(2)
+    won: dict[str, bool] = {}
+
+    def finish(name: str, box: Inbox, accepted: int) -> None:
+        start.wait()
+        won[name] = box.complete(
+            event_id,
+            [report(accepted, 0)],
+            forward=True,
+            crops=[(f"{name}{i}", PNG + name.encode()) for i in range(accepted)],
+        )
+
+    threads = [
+        threading.Thread(target=finish, args=("a", a, 1)),
+        threading.Thread(target=finish, args=("b", b, 2)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(won.values()) == [False, True]
+    winner = "a" if won["a"] else "b"
+    accepted = 1 if winner == "a" else 2
+    event = b.get_event(event_id)
+    assert event is not None and event["reports"] == [report(accepted, 0)]
+    assert event["faces_accepted"] == accepted
+    expected = {"a0": PNG + b"a"} if winner == "a" else {"b0": PNG + b"b", "b1": PNG + b"b"}
+    stored = {f"{n}{i}": a.get_crop(event_id, f"{n}{i}") for n in "ab" for i in range(2)}
+    assert {face: png for face, png in stored.items() if png is not None} == expected
+    assert a.forward_backlog() == 1
+    [item] = b.claim_forwards(limit=10)
+    assert item.payload["reports"] == [report(accepted, 0)]
+    assert a.complete(event_id, [report(5, 5)]) is False  # a late third completion: no-op
+
+
+def test_concurrent_claims_take_each_event_once(make_inbox: MakeInbox) -> None:
+    """Four workers on two "replicas" drain 24 events: each handed out exactly once."""
+    boxes = [make_inbox(), make_inbox()]
+    ids = {boxes[0].put(face_event(n, images=1)).event_id for n in range(24)}
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def work(box: Inbox, name: str) -> None:
+        while (claimed := box.claim(name, 600)) is not None:
+            with lock:
+                taken.append(claimed.event_id)
+            box.complete(claimed.event_id, [report(0, 0)])
+
+    threads = [
+        threading.Thread(target=work, args=(boxes[n % 2], f"replica-{n % 2}/w/{n}"))
+        for n in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == sorted(ids)
+    assert boxes[1].backlog() == 0
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_uses(inbox: Inbox) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from app.push import schema
+
+    with inbox.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), store.metadata)
+        assert schema.current(conn) == schema.head() == "0002"
+    assert diff == []
+
+
+def test_a_schema_behind_is_refused_with_one_line(backend: str, request, tmp_path) -> None:
+    from app.push import schema
+
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    engine = store.create_engine(tmp_path, url)
+    try:
+        with pytest.raises(schema.SchemaBehind) as empty:
+            schema.check(engine)
+        assert str(empty.value) == (
+            "the database has no faceq schema (this version needs revision 0002): "
+            "run `python -m app db upgrade`"
+        )
+        assert schema.upgrade(engine, "0001") == (None, "0001")
+        with pytest.raises(schema.SchemaBehind) as behind:
+            Inbox(tmp_path, engine=engine, prepare=False).prepare(upgrade=False)
+        assert str(behind.value) == (
+            "the database schema is at revision 0001, this version needs 0002: "
+            "run `python -m app db upgrade`"
+        )
+        assert schema.upgrade(engine) == ("0001", "0002")
+        assert schema.upgrade(engine) == ("0002", "0002")  # nothing left to do
+        assert schema.check(engine) == "0002"
+    finally:
+        engine.dispose()
+
+
+def test_a_database_made_before_migrations_is_stamped_and_upgraded(tmp_path: Path) -> None:
+    """The tables as the earlier versions created them (no alembic_version), with an event."""
+    db = sqlite3.connect(tmp_path / "faceq.db")
+    db.executescript(
+        """
+        CREATE TABLE push_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id VARCHAR(32) NOT NULL
+          UNIQUE, source VARCHAR(16) NOT NULL, kind VARCHAR(16) NOT NULL, device_id VARCHAR(255),
+          event_time VARCHAR(40), dedupe_key VARCHAR(255), payload_hash VARCHAR(64) NOT NULL,
+          metadata_json TEXT NOT NULL, status VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL,
+          available_at FLOAT NOT NULL, lease_owner VARCHAR(64), lease_expires FLOAT,
+          received_at FLOAT NOT NULL, finished_at FLOAT, image_count INTEGER NOT NULL,
+          faces_accepted INTEGER, faces_rejected INTEGER, error TEXT,
+          CONSTRAINT uq_push_events_source_key UNIQUE (source, dedupe_key));
+        CREATE UNIQUE INDEX ix_push_events_payload_hash ON push_events (payload_hash);
+        CREATE INDEX ix_push_events_status_seq ON push_events (status, seq);
+        CREATE INDEX ix_push_events_received_at ON push_events (received_at);
+        CREATE TABLE push_images (event_id VARCHAR(32) NOT NULL, idx INTEGER NOT NULL,
+          role VARCHAR(16) NOT NULL, name VARCHAR(255) NOT NULL, content_type VARCHAR(64) NOT
+          NULL, size INTEGER NOT NULL, sha256 VARCHAR(64) NOT NULL, path VARCHAR(255) NOT NULL,
+          PRIMARY KEY (event_id, idx));
+        CREATE TABLE push_reports (event_id VARCHAR(32) NOT NULL, idx INTEGER NOT NULL,
+          report_json TEXT NOT NULL, PRIMARY KEY (event_id, idx));
+        CREATE TABLE push_crops (event_id VARCHAR(32) NOT NULL, face_id VARCHAR(64) NOT NULL,
+          path VARCHAR(255) NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (event_id, face_id));
+        CREATE TABLE push_counters (source VARCHAR(16) NOT NULL, kind VARCHAR(16) NOT NULL,
+          count BIGINT NOT NULL, last_at FLOAT NOT NULL, PRIMARY KEY (source, kind));
+        CREATE TABLE push_forwards (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id VARCHAR(32)
+          NOT NULL, payload_json TEXT NOT NULL, status VARCHAR(16) NOT NULL, attempts INTEGER
+          NOT NULL, next_attempt_at FLOAT NOT NULL, created_at FLOAT NOT NULL, sent_at FLOAT,
+          last_error TEXT);
+        CREATE INDEX ix_push_forwards_event_id ON push_forwards (event_id);
+        CREATE INDEX ix_push_forwards_status_next ON push_forwards (status, next_attempt_at);
+        INSERT INTO push_events VALUES (1, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'hikvision',
+          'face', 'd', NULL, 'k', 'h', '{}', 'pending', 0, 0, NULL, NULL, 1.5, NULL, 1, NULL,
+          NULL, NULL);
+        INSERT INTO push_images VALUES ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 0, 'face', 'p0',
+          'image/jpeg', 4, 'x', 'images/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/00-face.jpg');
+        """
+    )
+    db.close()
+    folder = tmp_path / "images" / ("a" * 32)
+    folder.mkdir(parents=True)
+    (folder / "00-face.jpg").write_bytes(b"\xff\xd8\xff\xd9")
+    box = Inbox(tmp_path)
+    claimed = box.claim("w", 60)
+    assert claimed is not None and claimed.event_id == "a" * 32
+    assert [i.data for i in claimed.images] == [b"\xff\xd8\xff\xd9"]
+    with box.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
+    box.close()
