@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.settings import FIELDS, Settings, SettingsError, load_settings
+from app.settings import FIELDS, SECRET_FIELDS, Settings, SettingsError, load_settings
 from handlers import probes
 from tests.conftest import ROOT
 
@@ -110,7 +110,9 @@ def test_config_map_and_secret_carry_exactly_the_settings(docs):
     secret = docs[("Secret", "faceq-tokens")]["stringData"]
     assert set(secret) == {"FACEQ_TOKENS"}
     wanted = {spec.env for spec in FIELDS}
-    assert set(config) == wanted - {"FACEQ_TOKENS"}, "ConfigMap keys differ from FIELDS"
+    secrets = {spec.env for spec in FIELDS if spec.name in SECRET_FIELDS}
+    assert secrets == {"FACEQ_TOKENS", "FACEQ_DATABASE_URL"}  # the database's: k8s/postgres/
+    assert set(config) == wanted - secrets, "ConfigMap keys differ from FIELDS"
     assert all(isinstance(v, str) for v in config.values())  # env values must be strings
 
 

@@ -148,6 +148,21 @@ def create_engine(
     )
 
 
+def describe_error(exc: BaseException, url: str | None) -> str:
+    """One line about a database error, without the password of ``url`` (whatever the driver
+    put in its message)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = " ".join(str(inner).split()) or type(inner).__name__
+    if url:
+        try:
+            password = sa.engine.make_url(url).password
+        except (sa.exc.ArgumentError, ValueError):
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+    return text[:300]
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
