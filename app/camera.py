@@ -254,8 +254,9 @@ class CameraService:
         if self.subscriber is not None:
             await self.subscriber.start()
         log.info(
-            "camera intake ready: %d workers, %d SE boxes, forwarding %s",
+            "camera intake ready: %d workers (ids %s/<n>), %d SE boxes, forwarding %s",
             self.settings.inbox_workers,
+            self.instance,
             len(self.settings.sophon_ws),
             "on" if self.forwarder else "off",
         )
