@@ -225,6 +225,11 @@ class CameraService:
         """One line about a database error, without the password."""
         return describe_error(exc, self.settings.database_url)
 
+    def _database_lost(self, exc: BaseException) -> None:
+        if self.db_error is None:
+            log.error("database lost: %s", self.describe(exc))
+        self.db_error = f"database unavailable: {self.describe(exc)}"
+
     def database_problem(self) -> str | None:
         """Why the database keeps this replica from being ready, or None (a readiness gate)."""
         return self.db_error
@@ -302,7 +307,7 @@ class CameraService:
             result = await self.run_db(self._intake, route_kind, body, content_type)
         except sa.exc.DBAPIError as exc:
             # Not ready until the stats loop reaches the database again; the device gets a 503.
-            self.db_error = f"database unavailable: {self.describe(exc)}"
+            self._database_lost(exc)
             raise
         if result.stored:
             self.wake()
@@ -477,9 +482,7 @@ class CameraService:
                 self.backlog = await self.run_db(self.inbox.backlog)
                 self.forward_backlog = await self.run_db(self.inbox.forward_backlog)
             except sa.exc.DBAPIError as exc:
-                if self.db_error is None:
-                    log.error("database lost: %s", self.describe(exc))
-                self.db_error = f"database unavailable: {self.describe(exc)}"
+                self._database_lost(exc)
             except Exception:
                 log.exception("reading the inbox backlog failed")
             else:
