@@ -19,11 +19,12 @@ configured). It owns:
 - the SE-box WebSocket subscriber, the forwarder, and retention (at start, then every
   ``retention_every_s``).
 
-Crash safety: a worker id is ``<host>/<instance>/<n>``. At start every lease held by an earlier
-process on this host is ended (``Inbox.expire_leases``), so its half-done events re-run at once;
-leases of other hosts (a shared database: a replica that was killed) end by expiry, after
-``settings.lease_seconds``; a worker renews its lease every third of that while it runs. With
-SQLite, one process per data dir.
+Crash safety: a worker id is ``<host>/<instance>/<n>``. With SQLite (one process per data dir)
+every lease held by an earlier process on this host is ended at start (``Inbox.expire_leases``),
+so its half-done events re-run at once. On a shared database a lease ends by expiry only, after
+``settings.lease_seconds`` (another live replica may share the host name): the events of a
+killed replica, or of a restarted one, are taken over then. A worker renews its lease every
+third of that while it runs.
 
 The database: the first connection is tried in ``start``; a schema that is behind stops
 start-up (``SchemaBehind``, one line). A database that cannot be reached does not: ``/readyz``
@@ -245,9 +246,13 @@ class CameraService:
 
     async def _begin(self) -> None:
         self._running = True
-        released = await self.run_db(self.inbox.expire_leases, self.host + "/")
-        if released:
-            log.warning("re-running %d events left unfinished by an earlier run", released)
+        if self.inbox.backend == "sqlite":
+            # One process per SQLite file: leases of this host's workers are an earlier run's.
+            # On a shared database another live replica may run on this host (same name):
+            # there leases end by expiry only.
+            released = await self.run_db(self.inbox.expire_leases, self.host + "/")
+            if released:
+                log.warning("re-running %d events left unfinished by an earlier run", released)
         self._spawn(self._retention_loop())
         self._spawn(self._stats_loop())
         for n in range(self.settings.inbox_workers):
