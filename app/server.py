@@ -134,7 +134,8 @@ def serve() -> int:
     try:
         services, generated = build_services(settings)
     except OSError as exc:
-        print(f"faceq: cannot prepare {settings.token_file}: {exc.strerror}", file=sys.stderr)
+        where = exc.filename or settings.token_file  # the token file or the data folder
+        print(f"faceq: cannot prepare {where}: {exc.strerror}", file=sys.stderr)
         return 2
     shown = generated
     if shown is None and not settings.tokens:

@@ -5,7 +5,7 @@
 1. ``make image-base`` when the base is missing (podman: debootstrap, no registry needed);
 2. ``make image`` (wheelhouse from this machine's pip, ``pip install --no-index`` inside), timed;
 3. the image's size; then the image started as Kubernetes starts it (read-only root, ``/tmp``
-   and ``/data`` as tmpfs, non-root), the time to ``/readyz`` 200, and one ``/upload``;
+   a tmpfs, ``/data`` a volume, non-root), the time to ``/readyz`` 200, and one ``/upload``;
 4. with ``--postgres``: a throwaway PostgreSQL server (``tests/pg.py``), the image's own
    ``python -m app db upgrade`` run against it, and the service started on it.
 
@@ -56,7 +56,8 @@ def image_exists(cmd: list[str], image: str) -> bool:
 
 
 def run_container(cmd: list[str], image: str, env: dict[str, str], *args: str) -> list[str]:
-    flags = ["--network=host", "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/data:rw,mode=1777"]
+    # /data: the image's VOLUME (an anonymous volume owned by the image's user, gone with --rm)
+    flags = ["--network=host", "--read-only", "--tmpfs", "/tmp"]
     if cmd[0] == "podman":
         # Inside this VM root lacks CAP_SYS_RESOURCE, so runc cannot give the container
         # podman's default limits (above the VM's): ask for lower ones. Its HEALTHCHECK timers
