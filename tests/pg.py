@@ -75,6 +75,7 @@ class PgServer:
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    durable: bool = False  # fsync as in production (benchmarks); off for the tests
 
     @property
     def data(self) -> Path:
@@ -126,7 +127,7 @@ class PgServer:
                 "-c",
                 f"unix_socket_directories={self.root}",
                 "-c",
-                "fsync=off",
+                f"fsync={'on' if self.durable else 'off'}",
                 "-c",
                 "max_connections=200",
             ],
@@ -187,12 +188,12 @@ class PgServer:
             engine.dispose()
 
 
-def start_server(root: Path) -> PgServer:
+def start_server(root: Path, *, durable: bool = False) -> PgServer:
     """Create and start a fresh server under ``root`` (raises if no binaries exist)."""
     bin_dir, reason = find_bin_dir()
     if bin_dir is None:
         raise RuntimeError(reason)
-    server = PgServer(bin_dir, root)
+    server = PgServer(bin_dir, root, durable=durable)
     server.init()
     server.start()
     return server
