@@ -145,7 +145,7 @@ class Inbox:
         (``python -m app db upgrade``). Raises ``schema.SchemaBehind``, or the driver's error
         when the database cannot be reached.
         """
-        if upgrade if upgrade is not None else self._sqlite:
+        if self._sqlite if upgrade is None else upgrade:
             return schema.upgrade(self._engine)[1]
         return schema.check(self._engine)
 
