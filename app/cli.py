@@ -1,12 +1,15 @@
-"""``python -m app <command>``: serve (default), eval-pose, eval-verdicts, scan."""
+"""``python -m app <command>``: serve (default), db, eval-pose, eval-verdicts, scan."""
 
 from __future__ import annotations
 
 import sys
 
-USAGE = """usage: python -m app [serve | eval-pose ... | eval-verdicts ... | scan ...]
+USAGE = """usage: python -m app [serve | db upgrade | db check | eval-pose ... | eval-verdicts ...
+                     | scan ...]
 
   serve        start the HTTP service (settings: config/config.yaml + FACEQ_* variables)
+  db upgrade   create or upgrade the store's schema (FACEQ_DATABASE_URL, else SQLite)
+  db check     exit 0 when the schema is current, 1 when it is behind
   eval-pose    measure a pose estimator on labelled images (--labels CSV --images DIR)
   eval-verdicts  measure the accept/reject verdicts on a labelled set (--labels CSV --images DIR)
   scan         run the pipeline over a folder and keep the accepted aligned faces
@@ -20,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.server import serve
 
         return serve()
+    if command == "db":
+        from app.db_cli import main as db_main
+
+        return db_main(args)
     if command == "eval-pose":
         from app.eval_pose import main as eval_pose_main
 

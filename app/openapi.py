@@ -49,7 +49,11 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-_CAMERA_OFF = _json({"$ref": "#/components/schemas/Error"}, "Camera intake is not enabled.")
+_CAMERA_OFF = _json(
+    {"$ref": "#/components/schemas/Error"},
+    "Camera intake is not enabled, or the event store cannot be reached now "
+    "(`database_unavailable`, with `Retry-After`).",
+)
 _AUTH_ERRORS = {
     "401": _error("No token in the Authorization header (code `missing_token`)."),
     "403": _error("The token is not valid (code `invalid_token`)."),
@@ -143,7 +147,26 @@ def _schemas() -> dict[str, Any]:
         "Readiness": {
             "type": "object",
             "properties": {
-                "status": {"type": "string", "enum": ["ready", "loading", "failed"]},
+                "status": {
+                    "type": "string",
+                    "enum": ["ready", "loading", "failed", "unavailable"],
+                    "description": "`unavailable`: models ready, but see `reasons` (the database).",
+                },
+                "reasons": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Why the service is not ready besides the models, e.g. "
+                    "`database unavailable: ...` or a schema that is behind.",
+                },
+                "database": {
+                    "type": "object",
+                    "properties": {
+                        "backend": {"type": "string", "enum": ["sqlite", "postgresql"]},
+                        "ready": {"type": "boolean"},
+                        "schema_revision": {"type": ["string", "null"]},
+                        "error": {"type": ["string", "null"]},
+                    },
+                },
                 "models": {
                     "type": "object",
                     "properties": {

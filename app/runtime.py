@@ -49,5 +49,6 @@ def configure_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("absl", "tensorflow", "h5py"):
+    # alembic: app.push.schema logs one line per upgrade; the per-step lines say nothing more.
+    for noisy in ("absl", "tensorflow", "h5py", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

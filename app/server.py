@@ -19,6 +19,7 @@ from app.camera import install as install_camera
 from app.executor import ModelExecutor
 from app.metrics import MODELS
 from app.models_state import ModelState, default_policy
+from app.push.schema import SchemaBehind
 from app.runtime import configure_logging, configure_threads
 from app.services import Services
 from app.settings import Settings, SettingsError, load_settings, settings_summary_json
@@ -100,9 +101,17 @@ async def run_server(settings: Settings, services: Services, announce: str) -> i
         for hook in services.extras.get("on_ready", []):
             loop.call_soon_threadsafe(hook)
 
+    try:
+        for hook in services.extras.get("on_start", []):
+            await hook()
+    except SchemaBehind as exc:
+        # Refuse to run on a database this version cannot use; the models are not loaded.
+        log.error("cannot start: %s", exc)
+        print(f"faceq: {exc}", file=sys.stderr, flush=True)
+        server.stop()
+        services.executor.shutdown()
+        return 3
     threading.Thread(target=load, name="model-loader", daemon=True).start()
-    for hook in services.extras.get("on_start", []):
-        await hook()
     await stop.wait()
     log.info("stopping")
     server.stop()
@@ -125,12 +134,15 @@ def serve() -> int:
     try:
         services, generated = build_services(settings)
     except OSError as exc:
-        print(f"faceq: cannot prepare {settings.token_file}: {exc.strerror}", file=sys.stderr)
+        where = exc.filename or settings.token_file  # the token file or the data folder
+        print(f"faceq: cannot prepare {where}: {exc.strerror}", file=sys.stderr)
         return 2
     shown = generated
     if shown is None and not settings.tokens:
         shown = services.tokens[0]  # read back from the token file this service generated
     code = asyncio.run(run_server(settings, services, banner(settings, shown)))
+    if code == 3:  # refused before loading anything (the reason is printed)
+        return 2
     if code != 0:
         print(f"faceq: cannot start: {services.models.error}", file=sys.stderr, flush=True)
         logging.shutdown()

@@ -75,6 +75,9 @@ class Settings:
     forward_accepted_only: bool = True
     retention_days: float = 30.0
     retention_max_events: int = 100_000
+    lease_seconds: float = 60.0
+    # storage: unset = SQLite under data_dir; a SQLAlchemy URL (PostgreSQL) shared by replicas
+    database_url: str | None = None
 
     @property
     def max_body_bytes(self) -> int:
@@ -92,7 +95,21 @@ class Settings:
         """Return the settings as a dict safe to log (tokens replaced by their count)."""
         out = dataclasses.asdict(self)
         out["tokens"] = f"<{len(self.tokens)} configured>"
+        out["database_url"] = redact_url(self.database_url)
         return out
+
+
+def redact_url(url: str | None) -> str | None:
+    """Return a database URL with its password replaced by ``***`` (safe to log or show)."""
+    if not url:
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<unparseable URL>"
 
 
 # --- parsing helpers -------------------------------------------------------------------------
@@ -223,6 +240,30 @@ def _as_score_maps(value: Any) -> Mapping[str, tuple[float, float]]:
     return out
 
 
+def _as_database_url(value: Any) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    text = _as_opt_str(value)
+    if text is None:
+        return None
+    # Operators (CloudNativePG's ``uri``, Heroku-style DATABASE_URL) hand out libpq URLs: run
+    # them on psycopg 3, the driver installed, rather than SQLAlchemy's default psycopg2.
+    for scheme in ("postgresql://", "postgres://"):
+        if text.startswith(scheme):
+            text = "postgresql+psycopg://" + text[len(scheme) :]
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        # The message must not echo the value: it carries the password.
+        raise ValueError("expected a SQLAlchemy URL such as postgresql+psycopg://...") from None
+    if url.get_backend_name() not in ("postgresql", "sqlite"):
+        raise ValueError("only postgresql (or sqlite) URLs are supported")
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+        raise ValueError("use the psycopg driver: postgresql+psycopg://user:pass@host/db")
+    return text
+
+
 def _range(lo: float, hi: float) -> Callable[[Any], None]:
     def check(v: Any) -> None:
         if not lo <= v <= hi:
@@ -332,7 +373,14 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(
         "retention_max_events", ("push", "retention_max_events"), _as_int, _range(1, 10**9), ""
     ),
+    FieldSpec("lease_seconds", ("push", "lease_seconds"), _as_float, _range(5, 86400), "lease"),
+    FieldSpec(
+        "database_url", ("storage", "database_url"), _as_database_url, None, "shared database"
+    ),
 )
+
+# Settings that carry a secret: they belong in a Kubernetes Secret, never in the ConfigMap.
+SECRET_FIELDS = frozenset({"tokens", "database_url"})
 
 
 def _yaml_get(doc: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:

@@ -11,10 +11,20 @@ waits until it is ready, then for ``--duration`` seconds runs concurrently:
 - two ``/upload`` clients, one image at a time each.
 
 It reports the 200s and latency of intake (which must not wait for the pipeline) and of the
-uploads, then checks that the events stored (``GET /events``) equal the pushes answered 200.
+uploads, then checks that the events stored (``GET /events``) equal the pushes answered 200
+(``events_lost``: answered 200 and not stored, must be 0), and with ``--drain`` waits for the
+backlog to be processed and reports how long that took after the load stopped.
 The last line printed is one JSON object with every figure.
 
+With ``--postgres`` the service runs on a throwaway PostgreSQL server (``tests/pg.py``, the
+schema made by ``app.push.schema.upgrade``), and ``--replicas N`` starts N services on it:
+devices and uploaders are spread over them, and every replica's ``GET /events`` must list the
+same events.
+
     .venv/bin/python bench/push_load.py --duration 60
+    .venv/bin/python bench/push_load.py --duration 60 --postgres --replicas 2
+    .venv/bin/python bench/push_load.py --duration 30 --rate 1 --uploaders 0 --drain \
+        --postgres --replicas 2
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ if str(ROOT) not in sys.path:
 
 from service import Service  # noqa: E402 - bench/service.py, beside this script
 
+from tests import pg  # noqa: E402
 from tests.conftest import shared_data_dir  # noqa: E402
 
 PLACEHOLDER_JPEG = b"\xff\xd8\xff\xd9"
@@ -198,6 +209,20 @@ def stored_events(url: str, token: str) -> list[dict[str, Any]]:
             return events
 
 
+def wait_drained(urls: list[str], token: str, timeout: float) -> float | None:
+    """Seconds until the backlog (``/readyz`` ``camera.backlog``: events waiting or in
+    processing, in the shared store) is 0; None when not within ``timeout``. The figure is
+    refreshed every 2 s by the service, so it is good to about 2 s."""
+    start = time.monotonic()
+    time.sleep(2.5)  # past one refresh of the figure after the last push
+    while time.monotonic() - start < timeout:
+        backlog = requests.get(urls[0] + "/readyz", timeout=10).json()["camera"]["backlog"]
+        if backlog == 0:
+            return round(time.monotonic() - start, 1)
+        time.sleep(1.0)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
@@ -213,26 +238,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--face", default="faces/deepface/img5.jpg", help="JPEG inside pushes")
     parser.add_argument("--upload-image", default="faces/deepface/img11.jpg")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir")
+    parser.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL")
+    parser.add_argument("--replicas", type=int, default=1, help="services (needs --postgres)")
+    parser.add_argument("--drain", action="store_true", help="wait for the backlog to empty")
+    parser.add_argument("--drain-timeout", type=float, default=900.0)
     args = parser.parse_args(argv)
+    if args.replicas > 1 and not args.postgres:
+        parser.error("several replicas share a store only with --postgres")
 
     jpeg = (args.data / args.face).read_bytes()
     upload_image = (args.data / args.upload_image).read_bytes()
     fleet = devices(args.data / "cameras", jpeg)
     token = secrets.token_urlsafe(18)
     work = Path(tempfile.mkdtemp(prefix="faceq-push-load-"))
-    service = Service(work, token, {"FACEQ_INBOX_WORKERS": str(args.inbox_workers)})
+    work.chmod(0o755)  # the PostgreSQL server may run as another user below it
+    env = {"FACEQ_INBOX_WORKERS": str(args.inbox_workers)}
+    database = None
+    services: list[Service] = []
+    drain_s: float | None = None
     try:
-        service.wait_ready()
+        if args.postgres:
+            from app.push import schema, store
+
+            database = pg.start_server(work / "pg", durable=True)  # fsync on, as deployed
+            env["FACEQ_DATABASE_URL"] = database.url("postgres")
+            engine = store.create_engine(work, env["FACEQ_DATABASE_URL"])
+            schema.upgrade(engine)
+            engine.dispose()
+        for n in range(args.replicas):
+            services.append(Service(work / f"replica{n}", token, env))
+        for service in services:
+            service.wait_ready()
         stop_at = time.monotonic() + args.duration
         uploaders = [Uploader() for _ in range(args.uploaders)]
+        urls = [s.url for s in services]
         threads = [
-            threading.Thread(target=run_device, args=(service.url, token, d, stop_at, args.rate))
-            for d in fleet
+            threading.Thread(
+                target=run_device, args=(urls[i % len(urls)], token, d, stop_at, args.rate)
+            )
+            for i, d in enumerate(fleet)
         ] + [
             threading.Thread(
-                target=run_uploader, args=(service.url, token, upload_image, stop_at, u)
+                target=run_uploader,
+                args=(urls[i % len(urls)], token, upload_image, stop_at, u),
             )
-            for u in uploaders
+            for i, u in enumerate(uploaders)
         ]
         started = time.monotonic()
         for thread in threads:
@@ -240,12 +290,21 @@ def main(argv: list[str] | None = None) -> int:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
-        events = stored_events(service.url, token)
-        ready = requests.get(service.url + "/readyz", timeout=10).json()
+        if args.drain:
+            drain_s = wait_drained(urls, token, args.drain_timeout)
+        listings = [stored_events(url, token) for url in urls]
+        events = listings[0]
+        ready = requests.get(urls[0] + "/readyz", timeout=10).json()
     finally:
-        service.stop()
+        for service in services:
+            service.stop()
+        if database is not None:
+            database.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    same_lists = all(
+        sorted(e["id"] for e in listing) == sorted(e["id"] for e in events) for listing in listings
+    )
 
     intake = [lat for d in fleet for lat in d.latencies]
     ok_pushes = sum(d.statuses.get(200, 0) for d in fleet)
@@ -277,11 +336,19 @@ def main(argv: list[str] | None = None) -> int:
         f"stored events {len(events)} (by source {by_source}); answered 200: {ok_pushes}; "
         f"processed by the end: {done}; backlog {ready.get('camera', {}).get('backlog')}"
     )
-    consistent = len(events) == ok_pushes
-    print("stored == answered 200: " + ("yes" if consistent else "NO"))
+    consistent = len(events) == ok_pushes and same_lists
+    print("stored == answered 200: " + ("yes" if len(events) == ok_pushes else "NO"))
+    if len(services) > 1:
+        print("every replica lists the same events: " + ("yes" if same_lists else "NO"))
+    if args.drain:
+        print(f"backlog drained {drain_s} s after the load stopped" if drain_s else "NOT drained")
     result = {
         "bench": "push_load",
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "store": "postgresql" if args.postgres else "sqlite",
+        "replicas": len(services),
+        "inbox_workers": args.inbox_workers,
+        "rate_per_device": args.rate,
         "duration_s": round(elapsed, 1),
         "devices": len(fleet),
         "uploaders": args.uploaders,
@@ -292,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         "intake_p99_ms": ms(percentile(intake, 99)),
         "intake_max_ms": ms(max(intake) if intake else None),
         "accepted_events": len(events),
-        "stored_equals_200": consistent,
+        "stored_equals_200": len(events) == ok_pushes,
+        "events_lost": max(0, ok_pushes - len(events)),
+        "replicas_list_the_same": same_lists,
+        "drain_s": drain_s,
         "events_by_source": by_source,
         "events_processed": done,
         "uploads": len(upload_lat),

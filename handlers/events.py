@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
 
 from app.camera import CameraService, camera_of
 from app.push.event import SOURCES
@@ -13,6 +16,7 @@ MAX_LIMIT = 500
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 # A cursor is an event sequence number; longer ones cannot be one and would overflow SQLite.
 _MAX_CURSOR_DIGITS = 18
+T = TypeVar("T")
 
 
 class EventsBase(BaseHandler):
@@ -23,6 +27,18 @@ class EventsBase(BaseHandler):
         if camera is None:
             raise ApiError(503, "unavailable", "camera intake is not enabled")
         return camera
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run an inbox read on the intake pool; a database that is down is a 503."""
+        try:
+            return await self.camera().run_db(fn, *args)
+        except sa.exc.DBAPIError:
+            raise ApiError(
+                503,
+                "database_unavailable",
+                "the event store cannot be reached; retry later",
+                headers={"Retry-After": "5"},
+            ) from None
 
 
 class EventsHandler(EventsBase):
@@ -40,9 +56,7 @@ class EventsHandler(EventsBase):
         if verdict is not None and verdict not in VERDICTS:
             raise ApiError(400, "bad_parameter", f"verdict must be one of {', '.join(VERDICTS)}")
         camera = self.camera()
-        events, cursor = await camera.run_db(
-            camera.inbox.list_events, limit, since, source, verdict
-        )
+        events, cursor = await self.read(camera.inbox.list_events, limit, since, source, verdict)
         self.write_json({"events": events, "next": cursor})
 
     def _limit(self) -> int:
@@ -57,7 +71,7 @@ class EventHandler(EventsBase):
 
     async def get(self, event_id: str) -> None:
         camera = self.camera()
-        event = await camera.run_db(_event_with_forward, camera, event_id)
+        event = await self.read(_event_with_forward, camera, event_id)
         if event is None:
             raise ApiError(404, "not_found", "no such event")
         self.write_json(event)
@@ -75,7 +89,7 @@ class FaceCropHandler(EventsBase):
 
     async def get(self, event_id: str, face_id: str) -> None:
         camera = self.camera()
-        png = await camera.run_db(camera.inbox.get_crop, event_id, face_id)
+        png = await self.read(camera.inbox.get_crop, event_id, face_id)
         if png is None:
             raise ApiError(404, "not_found", "no such event or face")
         self.set_header("Content-Type", "image/png")

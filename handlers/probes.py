@@ -37,7 +37,7 @@ class LivezHandler(BaseHandler):
 
 
 class ReadyzHandler(BaseHandler):
-    """503 until every model is loaded and warmed, then 200 with the model names."""
+    """503 until every model is loaded and warmed and the store answers, then 200."""
 
     public = True
 
@@ -48,9 +48,16 @@ class ReadyzHandler(BaseHandler):
             body["status"] = "failed"
         for name, probe in self.services.extras.get("readiness_details", {}).items():
             body[name] = probe()
-        if not state.ready:
+        # Gates: what else must hold (the database reachable, its schema current), as reasons.
+        reasons = [r for gate in self.services.extras.get("readiness_gates", []) if (r := gate())]
+        ready = state.ready and not reasons
+        if reasons:
+            body["reasons"] = reasons
+            if state.ready:
+                body["status"] = "unavailable"
+        if not ready:
             self.set_header("Retry-After", "5")
-        self.write_json(body, 200 if state.ready else 503)
+        self.write_json(body, 200 if ready else 503)
 
 
 routes = [

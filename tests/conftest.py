@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,35 @@ def policy():
     from app.settings import Settings
 
     return default_policy(Settings())
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the session (``tests/pg.py``); skips without binaries."""
+    import shutil
+    import tempfile
+
+    from tests import pg
+
+    bin_dir, reason = pg.find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(reason)
+    # Not under pytest's tmp folder: that is private to root, and the server may run as postgres.
+    root = Path(tempfile.mkdtemp(prefix="faceq-pg-"))
+    root.chmod(0o755)
+    server = pg.PgServer(bin_dir, root / "server")
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server) -> Iterator[str]:
+    """The URL of a fresh, empty database on the session's server, dropped afterwards."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)

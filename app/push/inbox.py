@@ -12,8 +12,17 @@ Heartbeats and ``ignored`` events are only counted (per source and kind, with th
 last one), as are duplicates and stored face events.
 
 Every method is synchronous and thread-safe: run them in an executor, never on the IOLoop.
-Writes are serialised by a lock (SQLite has one writer anyway); reads run concurrently (WAL).
-Create one ``Inbox`` per process and pass its engine nowhere else.
+On SQLite, writes are serialised by a lock (SQLite has one writer anyway); reads run
+concurrently (WAL). Create one ``Inbox`` per process and pass its engine nowhere else.
+
+Several processes on one PostgreSQL database (replicas) share one queue: ``claim`` takes the
+oldest due event with ``FOR UPDATE SKIP LOCKED`` (claimers skip each other's rows instead of
+queueing behind them), a lease that is not renewed expires and the event goes to the next
+claimer (the replica that held it was killed), and ``complete`` writes the reports only by
+moving the event to ``done`` in the same transaction: when two workers race on an event whose
+lease expired under the first, exactly one writes its reports, crops and forward item; the
+other's completion is a no-op. Images and crops live in the rows there (``app.push.blobs``).
+The schema is managed by migrations (``app.push.schema``).
 
 ``list_events`` reports ``status`` as ``pending`` (queued or being processed), ``done`` or
 ``failed``; ``faces_accepted``/``faces_rejected`` are None until the event is done. Verdict
@@ -24,6 +33,7 @@ ones are the backlog, never dropped silently.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -37,17 +47,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 
-from app.push import store
-from app.push.event import CameraEvent, PushedImage, iso_utc, sha256_hex
+from app.push import schema, store
+from app.push.blobs import Blobs, FileBlobs, RowBlobs
+from app.push.event import CameraEvent, PushedImage, iso_utc
 
 log = logging.getLogger(__name__)
 
 VERDICTS = ("accepted", "rejected", "no_face")
 _EVENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _FACE_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 _ORPHAN_AGE_S = 3600.0
 _CHUNK = 500
 
@@ -87,7 +98,7 @@ class ForwardItem:
 
 
 class Inbox:
-    """Durable event inbox over SQLAlchemy (SQLite WAL by default) and image files."""
+    """Durable event inbox over SQLAlchemy: SQLite (WAL) and files, or PostgreSQL alone."""
 
     def __init__(
         self,
@@ -99,22 +110,53 @@ class Inbox:
         max_attempts: int = 5,
         retry_base_s: float = 2.0,
         retry_cap_s: float = 300.0,
+        pool_size: int = 5,
+        prepare: bool = True,
     ) -> None:
+        """Args:
+        data_dir: the SQLite database and image files (unused with a server database).
+        engine / database_url: the database; default SQLite under ``data_dir``.
+        pool_size: connections kept to a server database (one per thread that calls in).
+        prepare: make sure of the schema now (``prepare``); False leaves it to the caller,
+            e.g. to retry while the database is down, and nothing connects here.
+        """
         self._dir = Path(data_dir)
-        self._images_dir = self._dir / "images"
-        store.make_dir(self._images_dir)
         self._own_engine = engine is None
-        self._engine = engine or store.create_engine(self._dir, database_url)
-        store.create_schema(self._engine)
+        self._engine = engine or store.create_engine(self._dir, database_url, pool_size=pool_size)
+        self._sqlite = store.is_sqlite(self._engine)
+        self._blobs: Blobs = FileBlobs(self._dir) if self._sqlite else RowBlobs()
         self._clock = clock
         self._max_attempts = max(1, max_attempts)
         self._retry_base_s = retry_base_s
         self._retry_cap_s = retry_cap_s
-        self._lock = threading.RLock()
+        # SQLite has one writer: queue this process's writers here rather than on busy errors.
+        # A server database takes concurrent writers; its row locks order what must be ordered.
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if self._sqlite else contextlib.nullcontext()
+        )
+        if prepare:
+            self.prepare()
+
+    def prepare(self, *, upgrade: bool | None = None) -> str:
+        """Make sure the schema fits this code; return its revision.
+
+        Upgrades it by default on SQLite (the embedded store, one process per file), only
+        checks it on a server database, whose upgrades are a deployment step
+        (``python -m app db upgrade``). Raises ``schema.SchemaBehind``, or the driver's error
+        when the database cannot be reached.
+        """
+        if self._sqlite if upgrade is None else upgrade:
+            return schema.upgrade(self._engine)[1]
+        return schema.check(self._engine)
 
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return str(self._engine.dialect.name)
 
     @property
     def data_dir(self) -> Path:
@@ -136,12 +178,11 @@ class Inbox:
         if existing is not None:
             self._count(event.source, "duplicate")
             return PutResult(existing, True)
-        # Files first, outside the lock (a fresh folder per event); the unique constraints
-        # catch a concurrent put of the same event, whose files are then removed.
+        # Files first (if any), outside the lock, in a fresh folder per event; the unique
+        # constraints catch a concurrent put of the same event, whose files are then removed.
         event_id = uuid.uuid4().hex
-        event_dir = self._images_dir / event_id
         try:
-            image_rows = self._write_images(event_id, event_dir, event.images)
+            image_rows = self._blobs.image_rows(event_id, event.images)
             with self._lock, self._engine.begin() as conn:
                 now = self._clock()
                 conn.execute(sa.insert(store.events).values(self._event_row(event_id, event, now)))
@@ -149,14 +190,14 @@ class Inbox:
                     conn.execute(sa.insert(store.images), image_rows)
                 self._bump(conn, event.source, "face", now)
         except sa.exc.IntegrityError:
-            store.remove_tree(event_dir)
+            self._blobs.discard_event(event_id)
             existing = self._find_duplicate(event)
             if existing is None:
                 raise
             self._count(event.source, "duplicate")
             return PutResult(existing, True)
         except BaseException:
-            store.remove_tree(event_dir)
+            self._blobs.discard_event(event_id)
             raise
         log.debug("stored %s event %s with %d images", event.source, event_id, len(event.images))
         return PutResult(event_id, False)
@@ -191,44 +232,22 @@ class Inbox:
         with self._engine.connect() as conn:
             return conn.execute(query).scalar_one_or_none()
 
-    def _write_images(
-        self, event_id: str, event_dir: Path, pushed: Sequence[PushedImage]
-    ) -> list[dict[str, Any]]:
-        if not pushed:
-            return []
-        store.make_dir(event_dir)
-        rows = []
-        for index, image in enumerate(pushed):
-            role = re.sub(r"[^a-z]", "", image.role.lower())[:16] or "image"
-            extension = _EXTENSIONS.get(image.content_type, "bin")
-            path = event_dir / f"{index:02d}-{role}.{extension}"
-            store.write_durably(path, image.data)
-            rows.append(
-                {
-                    "event_id": event_id,
-                    "idx": index,
-                    "role": image.role[:16],
-                    "name": image.name[:255],
-                    "content_type": image.content_type[:64],
-                    "size": len(image.data),
-                    "sha256": sha256_hex(image.data),
-                    "path": path.relative_to(self._dir).as_posix(),
-                }
-            )
-        return rows
-
     def _count(self, source: str, kind: str) -> None:
         with self._lock, self._engine.begin() as conn:
             self._bump(conn, source, kind, self._clock())
 
     def _bump(self, conn: Connection, source: str, kind: str, now: float) -> None:
+        # One upsert: replicas counting the first event of a kind at once must not collide.
         table = store.counters
-        where = sa.and_(table.c.source == source, table.c.kind == kind)
-        result = conn.execute(
-            sa.update(table).where(where).values(count=table.c.count + 1, last_at=now)
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(
+            dialect_insert(table)
+            .values(source=source, kind=kind, count=1, last_at=now)
+            .on_conflict_do_update(
+                index_elements=[table.c.source, table.c.kind],
+                set_={"count": table.c.count + 1, "last_at": now},
+            )
         )
-        if result.rowcount == 0:
-            conn.execute(sa.insert(table).values(source=source, kind=kind, count=1, last_at=now))
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Return ``{source: {kind: count}}`` (kinds: face, heartbeat, ignored, duplicate)."""
@@ -252,8 +271,14 @@ class Inbox:
                     sa.and_(table.c.status == "processing", table.c.lease_expires <= now),
                 )
                 with self._engine.begin() as conn:
+                    # SKIP LOCKED (PostgreSQL; nothing on SQLite): a replica claiming at the
+                    # same moment takes the next event instead of waiting for this one.
                     row = conn.execute(
-                        sa.select(table).where(due).order_by(table.c.seq).limit(1)
+                        sa.select(table)
+                        .where(due)
+                        .order_by(table.c.seq)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
                     ).first()
                     if row is None:
                         return None
@@ -299,10 +324,9 @@ class Inbox:
         metadata = json.loads(row.metadata_json)
         loaded = []
         for image in image_rows:
-            try:
-                data = (self._dir / image.path).read_bytes()
-            except OSError:
-                log.error("event %s: image file %s is missing", row.id, image.path)
+            data = self._blobs.load(image)
+            if data is None:
+                log.error("event %s: image %d (%s) is missing", row.id, image.idx, image.path)
                 metadata.setdefault("problems", []).append(f"missing_file:{image.idx}")
                 continue
             loaded.append(PushedImage(image.role, data, image.content_type, image.name))
@@ -320,46 +344,69 @@ class Inbox:
         )
 
     def complete(
-        self, event_id: str, reports: Sequence[dict[str, Any]], *, forward: bool = False
-    ) -> None:
-        """Store one report per image (in image order), mark the event done.
+        self,
+        event_id: str,
+        reports: Sequence[dict[str, Any]],
+        *,
+        forward: bool = False,
+        crops: Sequence[tuple[str, bytes]] = (),
+    ) -> bool:
+        """Store one report per image (in image order) and the aligned ``crops``
+        ``(face_id, PNG)``, mark the event done; return whether this call completed it.
 
         With ``forward=True`` the finished event (as ``get_event`` returns it) is queued for
-        ``forward_url`` in the same transaction. Completing a done event is a no-op.
+        ``forward_url`` in the same transaction. Completing a done event is a no-op (False),
+        also when another process completes it concurrently: the first ``UPDATE`` to ``done``
+        wins, and the loser's transaction writes nothing. ``KeyError`` for an unknown event.
         """
+        for face_id, _ in crops:
+            _check_ids(event_id, face_id)
         table = store.events
-        with self._lock, self._engine.begin() as conn:
-            status = _event_value(conn, table.c.status, event_id)
-            if status == "done":
+        with self._engine.connect() as conn:
+            if _event_value(conn, table.c.status, event_id) == "done":
                 log.info("event %s was already completed", event_id)
-                return
-            now = self._clock()
-            conn.execute(sa.delete(store.reports).where(store.reports.c.event_id == event_id))
-            if reports:
-                conn.execute(
-                    sa.insert(store.reports),
-                    [
-                        {"event_id": event_id, "idx": i, "report_json": _dumps(report)}
-                        for i, report in enumerate(reports)
-                    ],
+                return False
+        crop_rows = self._blobs.crop_rows(event_id, crops)  # files outside the lock, if any
+        won = False
+        try:
+            with self._lock, self._engine.begin() as conn:
+                now = self._clock()
+                finished = conn.execute(
+                    sa.update(table)
+                    .where(table.c.id == event_id, table.c.status != "done")
+                    .values(
+                        status="done",
+                        finished_at=now,
+                        lease_owner=None,
+                        lease_expires=None,
+                        error=None,
+                        faces_accepted=sum(_accepted(r) for r in reports),
+                        faces_rejected=sum(_rejected(r) for r in reports),
+                    )
                 )
-            conn.execute(
-                sa.update(table)
-                .where(table.c.id == event_id)
-                .values(
-                    status="done",
-                    finished_at=now,
-                    lease_owner=None,
-                    lease_expires=None,
-                    error=None,
-                    faces_accepted=sum(_accepted(r) for r in reports),
-                    faces_rejected=sum(_rejected(r) for r in reports),
-                )
-            )
-            if forward:
-                payload = self._event_dict(conn, event_id)
-                if payload is not None:
-                    self._enqueue(conn, event_id, payload, now)
+                if finished.rowcount != 1:
+                    log.info("event %s was completed by another worker", event_id)
+                    return False
+                reports_table = store.reports
+                conn.execute(sa.delete(reports_table).where(reports_table.c.event_id == event_id))
+                if reports:
+                    conn.execute(
+                        sa.insert(reports_table),
+                        [
+                            {"event_id": event_id, "idx": i, "report_json": _dumps(report)}
+                            for i, report in enumerate(reports)
+                        ],
+                    )
+                self._replace_crops(conn, event_id, crop_rows)
+                if forward:
+                    payload = self._event_dict(conn, event_id)
+                    if payload is not None:
+                        self._enqueue(conn, event_id, payload, now)
+                won = True
+        finally:
+            if not won:
+                self._blobs.discard_crops(event_id, (face_id for face_id, _ in crops))
+        return True
 
     def fail(self, event_id: str, error: str, retry: bool) -> None:
         """Record a processing error; retry later with backoff, or mark the event failed.
@@ -501,35 +548,32 @@ class Inbox:
         return result
 
     def put_crops(self, event_id: str, crops: Sequence[tuple[str, bytes]]) -> None:
-        """Store the aligned crops ``(face_id, PNG bytes)`` of a stored event.
+        """Store (or replace) aligned crops ``(face_id, PNG bytes)`` of a stored event.
 
-        The files are written (and fsynced) outside the lock, as ``put`` writes its images, so
-        that pushes are not held up meanwhile; their rows then go in one transaction.
+        Files, if any, are written (and fsynced) outside the lock, as ``put`` writes its
+        images, so that pushes are not held up meanwhile; the rows then go in one transaction.
+        A worker stores its crops with ``complete`` instead, so that only the completing
+        worker's crops are kept.
         """
         for face_id, _ in crops:
             _check_ids(event_id, face_id)
         if not crops:
             return
-        crop_dir = self._images_dir / event_id / "crops"
         with self._engine.connect() as conn:
             _event_value(conn, store.events.c.seq, event_id)  # KeyError when there is none
-        store.make_dir(crop_dir)
-        rows = []
-        for face_id, png in crops:
-            path = crop_dir / f"{face_id}.png"
-            store.write_durably(path, png)
-            rows.append((face_id, path.relative_to(self._dir).as_posix(), len(png)))
-        table = store.crops
+        rows = self._blobs.crop_rows(event_id, crops)
         with self._lock, self._engine.begin() as conn:
-            for face_id, path, size in rows:
-                conn.execute(
-                    sa.delete(table).where(table.c.event_id == event_id, table.c.face_id == face_id)
-                )
-                conn.execute(
-                    sa.insert(table).values(
-                        event_id=event_id, face_id=face_id, path=path, size=size
-                    )
-                )
+            self._replace_crops(conn, event_id, rows)
+
+    def _replace_crops(self, conn: Connection, event_id: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        table = store.crops
+        face_ids = [row["face_id"] for row in rows]
+        conn.execute(
+            sa.delete(table).where(table.c.event_id == event_id, table.c.face_id.in_(face_ids))
+        )
+        conn.execute(sa.insert(table), rows)
 
     def get_crop(self, event_id: str, face_id: str) -> bytes | None:
         """Return a stored aligned crop's PNG bytes, or None."""
@@ -537,17 +581,12 @@ class Inbox:
             return None
         table = store.crops
         with self._engine.connect() as conn:
-            path = conn.execute(
-                sa.select(table.c.path).where(
+            row = conn.execute(
+                sa.select(table.c.path, table.c.data).where(
                     table.c.event_id == event_id, table.c.face_id == face_id
                 )
-            ).scalar_one_or_none()
-        if path is None:
-            return None
-        try:
-            return (self._dir / path).read_bytes()
-        except OSError:
-            return None
+            ).first()
+        return None if row is None else self._blobs.load(row)
 
     def get_image(self, event_id: str, index: int) -> tuple[str, bytes] | None:
         """Return a stored pushed image's content type and bytes, or None."""
@@ -608,7 +647,7 @@ class Inbox:
                         conn.execute(sa.delete(child).where(child.c.event_id.in_(chunk)))
                     conn.execute(sa.delete(table).where(table.c.id.in_(chunk)))
                 for event_id in chunk:
-                    store.remove_tree(self._images_dir / event_id)
+                    self._blobs.discard_event(event_id)
             self._sweep_orphans(now)
         if ordered:
             log.info("pruned %d finished events", len(ordered))
@@ -616,30 +655,19 @@ class Inbox:
 
     def _sweep_orphans(self, now: float) -> None:
         """Remove image folders whose event row never committed (a crash inside ``put``)."""
-        try:
-            candidates = [
-                d
-                for d in self._images_dir.iterdir()
-                if d.is_dir()
-                and _EVENT_ID_RE.match(d.name)
-                and now - d.stat().st_mtime > _ORPHAN_AGE_S
-            ]
-        except OSError:
-            return
+        candidates = self._blobs.orphan_candidates(now - _ORPHAN_AGE_S)
         for start in range(0, len(candidates), _CHUNK):
             chunk = candidates[start : start + _CHUNK]
             with self._engine.connect() as conn:
                 known = set(
                     conn.execute(
-                        sa.select(store.events.c.id).where(
-                            store.events.c.id.in_([d.name for d in chunk])
-                        )
+                        sa.select(store.events.c.id).where(store.events.c.id.in_(chunk))
                     ).scalars()
                 )
-            for folder in chunk:
-                if folder.name not in known:
-                    log.warning("removing orphaned image folder %s", folder.name)
-                    store.remove_tree(folder)
+            for event_id in chunk:
+                if event_id not in known:
+                    log.warning("removing orphaned image folder %s", event_id)
+                    self._blobs.discard_event(event_id)
 
     # -- forward queue ---------------------------------------------------------------------
 
@@ -671,6 +699,7 @@ class Inbox:
                 .where(table.c.status == "pending", table.c.next_attempt_at <= now)
                 .order_by(table.c.seq)
                 .limit(max(1, limit))
+                .with_for_update(skip_locked=True)
             ).all()
             if rows:
                 conn.execute(

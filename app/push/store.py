@@ -1,11 +1,15 @@
 """Storage for the push inbox: SQLAlchemy Core tables, engine set-up and durable image files.
 
-The schema uses portable types only (times are Unix seconds as floats, JSON is text), so the
-same tables work on PostgreSQL; SQLite-specific settings live in ``create_engine`` alone.
+The schema uses portable types only (times are Unix seconds as floats, JSON is text, image
+bytes ``LargeBinary``), so the same tables and the same migrations (``app.push.migrations``,
+applied by ``app.push.schema``) serve SQLite and PostgreSQL; dialect settings live in
+``create_engine`` alone. ``metadata`` below is what the migrations build, tested so.
 
 SQLite runs in WAL mode with ``synchronous=FULL``: a committed event survives power loss, which
 is what lets the receiver answer 200 right after ``Inbox.put`` returns. Image files are written
-and fsynced (file and directory) before the row that names them is committed.
+and fsynced (file and directory) before the row that names them is committed. With PostgreSQL
+the bytes are in the row itself (``data``; see ``app.push.blobs``) and the commit is durable
+when it returns (``synchronous_commit`` on, the server's default).
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ images = sa.Table(
     sa.Column("content_type", sa.String(64), nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("path", sa.String(255), nullable=False),  # relative to the data dir
+    sa.Column("path", sa.String(255)),  # relative to the data dir (file storage)
+    sa.Column("data", sa.LargeBinary),  # the bytes themselves (row storage)
 )
 
 reports = sa.Table(
@@ -77,8 +82,9 @@ crops = sa.Table(
     metadata,
     sa.Column("event_id", sa.String(32), primary_key=True),
     sa.Column("face_id", sa.String(64), primary_key=True),
-    sa.Column("path", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(255)),
     sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary),
 )
 
 counters = sa.Table(
@@ -111,14 +117,50 @@ def database_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / DB_FILENAME).resolve()}"
 
 
-def create_engine(data_dir: Path, url: str | None = None) -> Engine:
-    """Create the process's one Engine; SQLite gets WAL, full sync and a busy timeout."""
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(
+    data_dir: Path, url: str | None = None, *, pool_size: int = 5, connect_timeout_s: int = 5
+) -> Engine:
+    """Create the process's one Engine; SQLite gets WAL, full sync and a busy timeout.
+
+    With a server database the pool holds ``pool_size`` connections (the caller sizes it from
+    the threads that use it, so none waits for a connection), each checked before use, and a
+    connection attempt gives up after ``connect_timeout_s`` so that a database that is down
+    turns into an error quickly rather than a hung push. Nothing connects here.
+    """
     url = url or database_url(data_dir)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(
+        url,
+        pool_size=max(1, pool_size),
+        max_overflow=2,
+        pool_timeout=30,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        hide_parameters=True,  # parameters carry image bytes and device metadata
+        connect_args={"connect_timeout": connect_timeout_s, "application_name": "faceq"},
+    )
+
+
+def describe_error(exc: BaseException, url: str | None) -> str:
+    """One line about a database error, without the password of ``url`` (whatever the driver
+    put in its message)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = " ".join(str(inner).split()) or type(inner).__name__
+    if url:
+        try:
+            password = sa.engine.make_url(url).password
+        except (sa.exc.ArgumentError, ValueError):
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+    return text[:300]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -129,11 +171,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
     finally:
         cursor.close()
-
-
-def create_schema(engine: Engine) -> None:
-    """Create the inbox tables that do not exist yet."""
-    metadata.create_all(engine)
 
 
 def fsync_dir(path: Path) -> None:

@@ -1,4 +1,10 @@
-"""The durable inbox: restart safety, leases, duplicates, results API, retention, forwarding."""
+"""The durable inbox: restart safety, leases, duplicates, results API, retention, forwarding.
+
+Every test that takes ``make_inbox`` or ``inbox`` runs twice: on the embedded SQLite store
+(files under the data folder) and on a real PostgreSQL server (``tests/pg.py``; bytes in the
+rows, nothing on local disk). Two ``Inbox`` objects on one database stand for two processes:
+a restart, or two replicas.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,14 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from app.push import store
 from app.push.event import CameraEvent, PushedImage, sha256_hex
 from app.push.inbox import Inbox
 
@@ -61,25 +69,66 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+MakeInbox = Callable[..., Inbox]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def inbox(tmp_path: Path, clock: FakeClock) -> Iterator[Inbox]:
-    box = Inbox(tmp_path, clock=clock)
-    yield box
-    box.close()
+def make_inbox(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path, clock: FakeClock
+) -> Iterator[MakeInbox]:
+    """Open an inbox (a process) on this test's database; every one is closed afterwards."""
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    opened: list[Inbox] = []
+
+    def make(**kwargs: object) -> Inbox:
+        kwargs.setdefault("clock", clock)
+        box = Inbox(tmp_path, database_url=url, prepare=False, **kwargs)  # type: ignore[arg-type]
+        box.prepare(upgrade=True)
+        opened.append(box)
+        return box
+
+    yield make
+    for box in opened:
+        box.close()
 
 
-def test_put_is_durable_across_a_new_inbox(tmp_path: Path, clock: FakeClock) -> None:
-    first = Inbox(tmp_path, clock=clock)
+@pytest.fixture
+def inbox(make_inbox: MakeInbox) -> Inbox:
+    return make_inbox()
+
+
+def image_rows(box: Inbox) -> int:
+    with box.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(store.images)).scalar_one())
+
+
+def test_put_is_durable_across_a_new_inbox(
+    make_inbox: MakeInbox, backend: str, tmp_path: Path
+) -> None:
+    first = make_inbox()
     result = first.put(face_event(1))
     assert result.duplicate is False and result.event_id
     first.close()
 
-    mode = sqlite3.connect(tmp_path / "faceq.db").execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
-    files = sorted(p.name for p in (tmp_path / "images" / result.event_id).iterdir())
-    assert files == ["00-face.jpg", "01-background.jpg"]
+    if backend == "sqlite":
+        mode = sqlite3.connect(tmp_path / "faceq.db").execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+        files = sorted(p.name for p in (tmp_path / "images" / result.event_id).iterdir())
+        assert files == ["00-face.jpg", "01-background.jpg"]
+    else:  # everything in the database, nothing on this "replica's" disk
+        assert list(tmp_path.iterdir()) == []
+        with first.engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(store.images.c.path, store.images.c.data).order_by(store.images.c.idx)
+            ).all()
+        assert stored == [(None, JPEG + b"\x01\x00"), (None, JPEG + b"\x01\x01")]
 
-    second = Inbox(tmp_path, clock=clock)
+    second = make_inbox()
     assert second.backlog() == 1
     [summary], cursor = second.list_events()
     assert cursor is None
@@ -107,15 +156,17 @@ def test_put_is_durable_across_a_new_inbox(tmp_path: Path, clock: FakeClock) -> 
     second.close()
 
 
-def test_crash_mid_event_is_reclaimed_after_the_lease(tmp_path: Path, clock: FakeClock) -> None:
-    first = Inbox(tmp_path, clock=clock)
+def test_crash_mid_event_is_reclaimed_after_the_lease(
+    make_inbox: MakeInbox, clock: FakeClock
+) -> None:
+    first = make_inbox()
     event_id = first.put(face_event(1)).event_id
     claimed = first.claim("worker-a", lease_seconds=60)
     assert claimed is not None and claimed.event_id == event_id
     assert first.claim("worker-b", lease_seconds=60) is None  # leased
     first.close()  # the process dies without complete()
 
-    second = Inbox(tmp_path, clock=clock)
+    second = make_inbox()
     assert second.claim("worker-b", lease_seconds=60) is None
     assert second.backlog() == 1
     clock.now += 61
@@ -127,8 +178,8 @@ def test_crash_mid_event_is_reclaimed_after_the_lease(tmp_path: Path, clock: Fak
     second.close()
 
 
-def test_poison_event_fails_after_max_attempts(tmp_path: Path, clock: FakeClock) -> None:
-    box = Inbox(tmp_path, clock=clock, max_attempts=2)
+def test_poison_event_fails_after_max_attempts(make_inbox: MakeInbox, clock: FakeClock) -> None:
+    box = make_inbox(max_attempts=2)
     event_id = box.put(face_event(1)).event_id
     for _ in range(2):
         assert box.claim("w", lease_seconds=10) is not None
@@ -187,7 +238,7 @@ def test_complete_then_list_and_get(inbox: Inbox, clock: FakeClock) -> None:
         inbox.complete("f" * 32, [])
 
 
-def test_duplicates_by_key_and_by_payload_hash(inbox: Inbox) -> None:
+def test_duplicates_by_key_and_by_payload_hash(inbox: Inbox, backend: str) -> None:
     first = inbox.put(face_event(1))
     by_key = inbox.put(
         CameraEvent(
@@ -207,7 +258,9 @@ def test_duplicates_by_key_and_by_payload_hash(inbox: Inbox) -> None:
     assert not a.duplicate and b.duplicate and a.event_id == b.event_id
     assert inbox.backlog() == 2
     assert inbox.counters()["hikvision"] == {"face": 2, "duplicate": 2}
-    assert len(list((inbox.data_dir / "images").iterdir())) == 2
+    assert image_rows(inbox) == 4
+    if backend == "sqlite":
+        assert len(list((inbox.data_dir / "images").iterdir())) == 2
 
 
 def test_concurrent_puts_of_the_same_event(inbox: Inbox) -> None:
@@ -252,8 +305,8 @@ def test_heartbeats_are_counted_not_stored(inbox: Inbox) -> None:
     assert inbox.backlog() == 0
 
 
-def test_fail_with_retry_backs_off_then_gives_up(tmp_path: Path, clock: FakeClock) -> None:
-    box = Inbox(tmp_path, clock=clock, max_attempts=2, retry_base_s=10)
+def test_fail_with_retry_backs_off_then_gives_up(make_inbox: MakeInbox, clock: FakeClock) -> None:
+    box = make_inbox(max_attempts=2, retry_base_s=10)
     event_id = box.put(face_event(1)).event_id or ""
     assert box.claim("w", 30) is not None
     box.fail(event_id, "decoder crashed", retry=True)
@@ -311,7 +364,7 @@ def test_aligned_crops(inbox: Inbox) -> None:
         inbox.put_crops("a" * 32, [("f1", PNG)])
 
 
-def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock) -> None:
+def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock, backend: str) -> None:
     ids = []
     for n in range(6):
         ids.append(inbox.put(face_event(n)).event_id or "")
@@ -322,7 +375,9 @@ def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock) -> None:
     # ids[0] was received 600 s ago, ids[1] 500 s ago...; ids[5] is still pending.
     assert inbox.prune(max_age_seconds=450) == 2
     assert inbox.get_event(ids[0]) is None and inbox.get_event(ids[1]) is None
-    assert not (inbox.data_dir / "images" / ids[0]).exists()
+    assert image_rows(inbox) == 4 * 2
+    if backend == "sqlite":
+        assert not (inbox.data_dir / "images" / ids[0]).exists()
     assert inbox.get_crop(ids[0], "f0") is None
     assert inbox.prune(max_events=2) == 2  # 4 left, 2 oldest finished go
     remaining = [e["id"] for e in inbox.list_events()[0]]
@@ -331,7 +386,8 @@ def test_prune_by_age_and_count(inbox: Inbox, clock: FakeClock) -> None:
     assert [e["id"] for e in inbox.list_events()[0]] == [ids[5]]
 
 
-def test_prune_sweeps_orphaned_image_folders(inbox: Inbox, clock: FakeClock) -> None:
+def test_prune_sweeps_orphaned_image_folders(tmp_path: Path, clock: FakeClock) -> None:
+    inbox = Inbox(tmp_path, clock=clock)  # image folders exist with file storage (SQLite) only
     orphan = inbox.data_dir / "images" / ("ab" * 16)
     orphan.mkdir()
     (orphan / "00-face.jpg").write_bytes(JPEG)
@@ -342,6 +398,7 @@ def test_prune_sweeps_orphaned_image_folders(inbox: Inbox, clock: FakeClock) -> 
     os.utime(fresh, (clock.now, clock.now))
     inbox.prune(max_age_seconds=10**9)
     assert not orphan.exists() and fresh.exists()
+    inbox.close()
 
 
 def test_forward_queue(inbox: Inbox, clock: FakeClock) -> None:
@@ -366,16 +423,15 @@ def test_forward_queue(inbox: Inbox, clock: FakeClock) -> None:
     assert inbox.forward_backlog() == 0 and inbox.claim_forwards() == []
 
 
-def test_metadata_and_reports_are_stored_as_json(tmp_path: Path, clock: FakeClock) -> None:
-    box = Inbox(tmp_path, clock=clock)
+def test_metadata_and_reports_are_stored_as_json(make_inbox: MakeInbox) -> None:
+    box = make_inbox()
     event_id = box.put(face_event(1)).event_id
     box.close()
-    row = (
-        sqlite3.connect(tmp_path / "faceq.db")
-        .execute("SELECT metadata_json FROM push_events WHERE id = ?", (event_id,))
-        .fetchone()
-    )
-    assert json.loads(row[0]) == {"n": 1, "name": "门禁"}
+    with box.engine.connect() as conn:
+        text = conn.execute(
+            sa.text("SELECT metadata_json FROM push_events WHERE id = :id"), {"id": event_id}
+        ).scalar_one()
+    assert json.loads(text) == {"n": 1, "name": "门禁"}
 
 
 def test_expire_leases_ends_only_the_matching_owners(inbox: Inbox) -> None:
@@ -428,3 +484,161 @@ def test_extend_lease_only_for_the_holder(inbox: Inbox, clock: FakeClock) -> Non
     again = inbox.claim("host/b/0", 10)
     assert again is not None and again.event_id == event_id
     assert not inbox.extend_lease(event_id, "host/a/0", 10)
+
+
+def test_racing_completions_write_once(make_inbox: MakeInbox, clock: FakeClock) -> None:
+    """Replica A's lease expires mid-event, B re-runs it; both finish at the same moment."""
+    a, b = make_inbox(), make_inbox()
+    event_id = a.put(face_event(3, images=1)).event_id or ""
+    assert a.claim("replica-a/1/0", 10).event_id == event_id
+    clock.now += 11
+    again = b.claim("replica-b/1/0", 10)
+    assert again is not None and again.attempts == 2
+    start = threading.Barrier(2)
+    won: dict[str, bool] = {}
+
+    def finish(name: str, box: Inbox, accepted: int) -> None:
+        start.wait()
+        won[name] = box.complete(
+            event_id,
+            [report(accepted, 0)],
+            forward=True,
+            crops=[(f"{name}{i}", PNG + name.encode()) for i in range(accepted)],
+        )
+
+    threads = [
+        threading.Thread(target=finish, args=("a", a, 1)),
+        threading.Thread(target=finish, args=("b", b, 2)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(won.values()) == [False, True]
+    winner = "a" if won["a"] else "b"
+    accepted = 1 if winner == "a" else 2
+    event = b.get_event(event_id)
+    assert event is not None and event["reports"] == [report(accepted, 0)]
+    assert event["faces_accepted"] == accepted
+    expected = {"a0": PNG + b"a"} if winner == "a" else {"b0": PNG + b"b", "b1": PNG + b"b"}
+    stored = {f"{n}{i}": a.get_crop(event_id, f"{n}{i}") for n in "ab" for i in range(2)}
+    assert {face: png for face, png in stored.items() if png is not None} == expected
+    assert a.forward_backlog() == 1
+    [item] = b.claim_forwards(limit=10)
+    assert item.payload["reports"] == [report(accepted, 0)]
+    assert a.complete(event_id, [report(5, 5)]) is False  # a late third completion: no-op
+
+
+def test_concurrent_claims_take_each_event_once(make_inbox: MakeInbox) -> None:
+    """Four workers on two "replicas" drain 24 events: each handed out exactly once."""
+    boxes = [make_inbox(), make_inbox()]
+    ids = {boxes[0].put(face_event(n, images=1)).event_id for n in range(24)}
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def work(box: Inbox, name: str) -> None:
+        while (claimed := box.claim(name, 600)) is not None:
+            with lock:
+                taken.append(claimed.event_id)
+            box.complete(claimed.event_id, [report(0, 0)])
+
+    threads = [
+        threading.Thread(target=work, args=(boxes[n % 2], f"replica-{n % 2}/w/{n}"))
+        for n in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == sorted(ids)
+    assert boxes[1].backlog() == 0
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_uses(inbox: Inbox) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from app.push import schema
+
+    with inbox.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), store.metadata)
+        assert schema.current(conn) == schema.head() == "0002"
+    assert diff == []
+
+
+def test_a_schema_behind_is_refused_with_one_line(backend: str, request, tmp_path) -> None:
+    from app.push import schema
+
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    engine = store.create_engine(tmp_path, url)
+    try:
+        with pytest.raises(schema.SchemaBehind) as empty:
+            schema.check(engine)
+        assert str(empty.value) == (
+            "the database has no faceq schema (this version needs revision 0002): "
+            "run `python -m app db upgrade`"
+        )
+        assert schema.upgrade(engine, "0001") == (None, "0001")
+        with pytest.raises(schema.SchemaBehind) as behind:
+            Inbox(tmp_path, engine=engine, prepare=False).prepare(upgrade=False)
+        assert str(behind.value) == (
+            "the database schema is at revision 0001, this version needs 0002: "
+            "run `python -m app db upgrade`"
+        )
+        assert schema.upgrade(engine) == ("0001", "0002")
+        assert schema.upgrade(engine) == ("0002", "0002")  # nothing left to do
+        assert schema.check(engine) == "0002"
+    finally:
+        engine.dispose()
+
+
+def test_a_database_made_before_migrations_is_stamped_and_upgraded(tmp_path: Path) -> None:
+    """The tables as the earlier versions created them (no alembic_version), with an event."""
+    db = sqlite3.connect(tmp_path / "faceq.db")
+    db.executescript(
+        """
+        CREATE TABLE push_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id VARCHAR(32) NOT NULL
+          UNIQUE, source VARCHAR(16) NOT NULL, kind VARCHAR(16) NOT NULL, device_id VARCHAR(255),
+          event_time VARCHAR(40), dedupe_key VARCHAR(255), payload_hash VARCHAR(64) NOT NULL,
+          metadata_json TEXT NOT NULL, status VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL,
+          available_at FLOAT NOT NULL, lease_owner VARCHAR(64), lease_expires FLOAT,
+          received_at FLOAT NOT NULL, finished_at FLOAT, image_count INTEGER NOT NULL,
+          faces_accepted INTEGER, faces_rejected INTEGER, error TEXT,
+          CONSTRAINT uq_push_events_source_key UNIQUE (source, dedupe_key));
+        CREATE UNIQUE INDEX ix_push_events_payload_hash ON push_events (payload_hash);
+        CREATE INDEX ix_push_events_status_seq ON push_events (status, seq);
+        CREATE INDEX ix_push_events_received_at ON push_events (received_at);
+        CREATE TABLE push_images (event_id VARCHAR(32) NOT NULL, idx INTEGER NOT NULL,
+          role VARCHAR(16) NOT NULL, name VARCHAR(255) NOT NULL, content_type VARCHAR(64) NOT
+          NULL, size INTEGER NOT NULL, sha256 VARCHAR(64) NOT NULL, path VARCHAR(255) NOT NULL,
+          PRIMARY KEY (event_id, idx));
+        CREATE TABLE push_reports (event_id VARCHAR(32) NOT NULL, idx INTEGER NOT NULL,
+          report_json TEXT NOT NULL, PRIMARY KEY (event_id, idx));
+        CREATE TABLE push_crops (event_id VARCHAR(32) NOT NULL, face_id VARCHAR(64) NOT NULL,
+          path VARCHAR(255) NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (event_id, face_id));
+        CREATE TABLE push_counters (source VARCHAR(16) NOT NULL, kind VARCHAR(16) NOT NULL,
+          count BIGINT NOT NULL, last_at FLOAT NOT NULL, PRIMARY KEY (source, kind));
+        CREATE TABLE push_forwards (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id VARCHAR(32)
+          NOT NULL, payload_json TEXT NOT NULL, status VARCHAR(16) NOT NULL, attempts INTEGER
+          NOT NULL, next_attempt_at FLOAT NOT NULL, created_at FLOAT NOT NULL, sent_at FLOAT,
+          last_error TEXT);
+        CREATE INDEX ix_push_forwards_event_id ON push_forwards (event_id);
+        CREATE INDEX ix_push_forwards_status_next ON push_forwards (status, next_attempt_at);
+        INSERT INTO push_events VALUES (1, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'hikvision',
+          'face', 'd', NULL, 'k', 'h', '{}', 'pending', 0, 0, NULL, NULL, 1.5, NULL, 1, NULL,
+          NULL, NULL);
+        INSERT INTO push_images VALUES ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 0, 'face', 'p0',
+          'image/jpeg', 4, 'x', 'images/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/00-face.jpg');
+        """
+    )
+    db.close()
+    folder = tmp_path / "images" / ("a" * 32)
+    folder.mkdir(parents=True)
+    (folder / "00-face.jpg").write_bytes(b"\xff\xd8\xff\xd9")
+    box = Inbox(tmp_path)
+    claimed = box.claim("w", 60)
+    assert claimed is not None and claimed.event_id == "a" * 32
+    assert [i.data for i in claimed.images] == [b"\xff\xd8\xff\xd9"]
+    with box.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
+    box.close()
