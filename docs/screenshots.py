@@ -85,7 +85,7 @@ def main() -> int:
             session.find_element("id", "token").send_keys(TOKEN)
             session.find_element("css selector", "#token-form button[type=submit]").click()
             field = session.find_element("id", "files")
-            field.send_keys(str(faces / "facenet_pytorch/multiface.jpg"))
+            field.send_keys(str(faces / "deepface/selfie-many-people.jpg"))
             wait(lambda: session.find_elements("css selector", "svg.boxes g.box"))
             card = session.find_elements("css selector", ".face-card.rejected")[0]
             # the first rejected face highlighted, as when a person hovers or tabs to its card
