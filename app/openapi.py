@@ -32,7 +32,7 @@ _OVERRIDE_DOCS = {
     "(setting max_under_exposure).",
     "max_over_exposure": "Largest share of bright face pixels, else `overexposed` "
     "(setting max_over_exposure).",
-    "min_face_in_frame": "Smallest share of the aligned crop inside the image, else `cropped` "
+    "min_face_in_frame": "Smallest share of the inner face inside the image, else `cropped` "
     "(setting min_face_in_frame).",
 }
 

@@ -64,7 +64,7 @@ class Settings:
     min_inter_eye_px: float = 24.0
     max_under_exposure: float = 0.5
     max_over_exposure: float = 0.6
-    min_face_in_frame: float = 0.95
+    min_face_in_frame: float = 0.995
     quality_scores: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     # camera pushes
     inbox_workers: int = 1

@@ -93,7 +93,7 @@ class Policy:
     min_inter_eye_px: float = 24.0
     max_under_exposure: float = 0.5
     max_over_exposure: float = 0.6
-    min_face_in_frame: float = 0.95
+    min_face_in_frame: float = 0.995
 
     def with_overrides(self, params: Mapping[str, str]) -> Policy:
         """Return a copy with the query parameters that name a gate applied.

@@ -222,7 +222,7 @@ class FaceInFrame(Measure):
         "Share of the inner face (eyebrows to chin, cheek to cheek, as placed by the ArcFace "
         "template) inside the image, 0-1; under 1 the face is cut by the image border."
     )
-    default_score = ScoreMap(0.95, 0.012)
+    default_score = ScoreMap(0.995, 0.002)
 
     def raw(self, session: FaceSession) -> float | None:
         if not session.landmarks_finite:
