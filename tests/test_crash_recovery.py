@@ -10,12 +10,7 @@ killed with SIGKILL before and during processing, then restarted.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,9 +21,8 @@ import requests
 from app.push import eventinfo, hikvision
 from app.push.inbox import Inbox
 from tests.app.push import samples
-from tests.conftest import ROOT
 from tests.handlers.push_support import AUTH, EVENTINFO_ACK, get_event, list_events, push
-from tests.live import TOKEN
+from tests.serve_process import ServeProcess
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.models]
 
@@ -36,62 +30,14 @@ BIG_IMAGES = 8
 BIG_FACE = Path("faces/deepface/img4.jpg")  # ~1 s each on a small CPU: a wide kill window
 
 
-class Service:
-    """``python -m app serve`` on a free loopback port, with its output in a file."""
-
-    def __init__(self, tmp: Path, workers: int, run: int) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / f"run{run}.log"
-        env = {
-            **os.environ,
-            "FACEQ_HOST": "127.0.0.1",
-            "FACEQ_PORT": str(self.port),
-            "FACEQ_DATA_DIR": str(tmp / "var"),
-            "FACEQ_TOKENS": TOKEN,
-            "FACEQ_TOKEN_FILE": str(tmp / "token"),
-            "FACEQ_INBOX_WORKERS": str(workers),
-            "FACEQ_CONFIG": str(ROOT / "config" / "config.yaml"),
-        }
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait(self, path: str, timeout: float = 120.0) -> None:
-        """Wait until ``path`` answers 200 (``/livez``: listening; ``/readyz``: models)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"service exited:\n{self.tail()}")
-            try:
-                if requests.get(self.url + path, timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{path} not 200 after {timeout} s:\n{self.tail()}")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+def start_service(tmp: Path, workers: int, run: int) -> ServeProcess:
+    """A service on ``tmp``'s data folder (shared by the runs) with ``workers`` inbox workers."""
+    env = {
+        "FACEQ_DATA_DIR": str(tmp / "var"),
+        "FACEQ_TOKEN_FILE": str(tmp / "token"),
+        "FACEQ_INBOX_WORKERS": str(workers),
+    }
+    return ServeProcess(tmp / f"run{run}.log", env)
 
 
 def big_push(data_dir: Path) -> samples.Sample:
@@ -117,7 +63,7 @@ def status_in_db(data_dir: Path, event_id: str) -> str | None:
     return row[0] if row else None
 
 
-def wait_done(service: Service, count: int, timeout: float = 180.0) -> list[dict[str, Any]]:
+def wait_done(service: ServeProcess, count: int, timeout: float = 180.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     events: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
@@ -146,10 +92,10 @@ def test_pushes_survive_sigkill_and_run_exactly_once(data_dir: Path, tmp_path: P
     inbox.close()
     assert eventinfo.parse(big.body, big.content_type)[0].images  # the big push parses
 
-    services: list[Service] = []
+    services: list[ServeProcess] = []
     try:
         # 1. Store only, then die without warning.
-        one = Service(tmp_path, workers=0, run=1)
+        one = start_service(tmp_path, workers=0, run=1)
         services.append(one)
         one.wait("/livez")
         resp = push(one.url, "/eventinfo", first, timeout=60)
@@ -164,7 +110,7 @@ def test_pushes_survive_sigkill_and_run_exactly_once(data_dir: Path, tmp_path: P
         one.kill()
 
         # 2. Process; die in the middle of the big event.
-        two = Service(tmp_path, workers=1, run=2)
+        two = start_service(tmp_path, workers=1, run=2)
         services.append(two)
         deadline = time.monotonic() + 180
         while status_in_db(var, big_id) != "processing":
@@ -176,7 +122,7 @@ def test_pushes_survive_sigkill_and_run_exactly_once(data_dir: Path, tmp_path: P
         assert status_in_db(var, first_id) == "done"  # older events went first
 
         # 3. Resume: the half-done event re-runs; nothing is done twice.
-        three = Service(tmp_path, workers=1, run=3)
+        three = start_service(tmp_path, workers=1, run=3)
         services.append(three)
         three.wait("/livez")
         assert push(three.url, "/eventinfo", first, timeout=60).status_code == 200  # a re-delivery

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ from tests.app.push import samples
 from tests.conftest import ROOT
 from tests.handlers.push_support import get_event, list_events, push
 from tests.live import TOKEN
+from tests.serve_process import ServeProcess
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.models]
 
@@ -38,66 +37,24 @@ LEASE_S = 5
 FACE = Path("faces/deepface/img4.jpg")
 
 
-class Replica:
-    """``python -m app serve`` on a free loopback port and the shared database."""
+class Replica(ServeProcess):
+    """A service on the shared database; its own data folder stays empty."""
 
     def __init__(self, tmp: Path, name: str, database_url: str) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / f"{name}.log"
         env = {
-            **os.environ,
-            "FACEQ_HOST": "127.0.0.1",
-            "FACEQ_PORT": str(self.port),
             "FACEQ_DATA_DIR": str(tmp / name),  # stays empty: everything is in the database
-            "FACEQ_TOKENS": TOKEN,
             "FACEQ_TOKEN_FILE": str(tmp / name / "token"),
             "FACEQ_INBOX_WORKERS": "1",
             "FACEQ_EXECUTOR_WORKERS": "1",
             "FACEQ_LEASE_SECONDS": str(LEASE_S),
             "FACEQ_DATABASE_URL": database_url,
-            "FACEQ_CONFIG": str(ROOT / "config" / "config.yaml"),
         }
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"replica exited:\n{self.tail()}")
-            try:
-                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"/readyz not 200 after {timeout} s:\n{self.tail()}")
+        super().__init__(tmp / f"{name}.log", env)
 
     def instance(self) -> str:
         found = re.search(r"camera intake ready: \d+ workers \(ids (\S+)/<n>\)", self.tail())
         assert found, self.tail()
         return found.group(1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
 
 
 def event_push(n: int, jpeg: bytes) -> samples.Sample:
@@ -144,8 +101,8 @@ def test_a_killed_replicas_events_are_finished_once_by_the_other(
     b = Replica(tmp_path, "b", pg_url)
     replicas = [a, b]
     try:
-        a.wait_ready()
-        b.wait_ready()
+        a.wait("/readyz", 300.0)
+        b.wait("/readyz", 300.0)
         a_workers = a.instance() + "/"
         jpeg = (data_dir / FACE).read_bytes()
         answered: list[str] = []
@@ -163,8 +120,7 @@ def test_a_killed_replicas_events_are_finished_once_by_the_other(
         while not any((v or "").startswith(a_workers) for v in leases(engine).values()):
             assert time.monotonic() < deadline, a.tail()
             time.sleep(0.02)
-        a.proc.send_signal(signal.SIGKILL)
-        a.proc.wait(30)
+        a.kill()
         killed_at = time.monotonic()
         held = {k for k, v in leases(engine).items() if (v or "").startswith(a_workers)}
         assert len(held) == 1  # one worker: one lease
