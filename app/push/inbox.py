@@ -595,16 +595,12 @@ class Inbox:
         table = store.images
         with self._engine.connect() as conn:
             row = conn.execute(
-                sa.select(table.c.content_type, table.c.path).where(
+                sa.select(table.c.content_type, table.c.path, table.c.data).where(
                     table.c.event_id == event_id, table.c.idx == index
                 )
             ).first()
-        if row is None:
-            return None
-        try:
-            return row.content_type, (self._dir / row.path).read_bytes()
-        except OSError:
-            return None
+        data = None if row is None else self._blobs.load(row)
+        return None if data is None else (row.content_type, data)
 
     # -- retention -------------------------------------------------------------------------
 

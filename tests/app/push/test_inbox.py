@@ -350,6 +350,16 @@ def test_list_pagination_and_filters(inbox: Inbox, clock: FakeClock) -> None:
         inbox.list_events(since_cursor="abc")
 
 
+def test_pushed_images_are_read_back_as_sent(inbox: Inbox) -> None:
+    """From files (SQLite) or from the row (PostgreSQL): the page shows an event's images."""
+    event_id = inbox.put(face_event(4)).event_id or ""
+    assert inbox.get_image(event_id, 0) == ("image/jpeg", JPEG + bytes([4, 0]))
+    assert inbox.get_image(event_id, 1) == ("image/jpeg", JPEG + bytes([4, 1]))
+    assert inbox.get_image(event_id, 2) is None
+    assert inbox.get_image(event_id, -1) is None
+    assert inbox.get_image("../x", 0) is None
+
+
 def test_aligned_crops(inbox: Inbox) -> None:
     event_id = inbox.put(face_event(1)).event_id or ""
     inbox.put_crops(event_id, [("3f2a9c", PNG)])
