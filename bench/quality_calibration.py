@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from app.eval_verdicts import NO_FACE, Outcome, judged_face, read_labels  # noqa: E402
 from app.models_state import build_pipeline, default_policy  # noqa: E402
 from app.runtime import configure_threads  # noqa: E402
 from app.settings import load_settings  # noqa: E402
@@ -53,28 +53,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     raws: dict[str, dict[str, list[float]]] = collections.defaultdict(
         lambda: collections.defaultdict(list)
     )
-    rows = []
+    outcomes: list[Outcome] = []
     costs: dict[str, list[float]] = collections.defaultdict(list)
-    with args.labels.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            image = decode_image((folder / row["file"]).read_bytes(), settings.max_pixels)
-            assessment = pipeline.assess_image(image, policy)
-            for stage in ("quality_per_face", "recognizer_per_face"):
-                if assessment.timing_ms.get(stage):
-                    costs[stage].append(assessment.timing_ms[stage])
-            if args.marked:
-                args.marked.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(
-                    str(args.marked / f"{Path(row['file']).stem}.jpg"), mark_image(assessment)
-                )
-            if not assessment.faces:
-                rows.append((row, ("no_face",)))
-                continue
-            face = max(assessment.faces, key=lambda f: f.face.box[2] * f.face.box[3])
-            rows.append((row, face.reasons))
-            for name, m in face.quality.components.items():
-                raws[row["kind"]][name].append(m.raw)
-            raws[row["kind"]]["unified"].append(face.quality.unified.raw)
+    for label in read_labels(args.labels):
+        image = decode_image((folder / label.file).read_bytes(), settings.max_pixels)
+        assessment = pipeline.assess_image(image, policy)
+        for stage in ("quality_per_face", "recognizer_per_face"):
+            if assessment.timing_ms.get(stage):
+                costs[stage].append(assessment.timing_ms[stage])
+        if args.marked:
+            args.marked.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(args.marked / f"{Path(label.file).stem}.jpg"), mark_image(assessment))
+        face = judged_face(assessment)
+        if face is None:
+            outcomes.append(Outcome(label, False, (NO_FACE,)))
+            continue
+        outcomes.append(Outcome(label, face.accepted, face.reasons))
+        for name, m in face.quality.components.items():
+            raws[label.kind][name].append(m.raw)
+        raws[label.kind]["unified"].append(face.quality.unified.raw)
     for kind, table in raws.items():
         print(f"{kind} ({len(table['unified'])} faces)")
         for name in (*COMPONENT_NAMES, "unified"):
@@ -82,13 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"  {name:<24} min {v.min():9.3f}  median {np.median(v):9.3f}  max {v.max():9.3f}"
             )
-    clean = [r for r, _ in rows if r["expect"] == "accept"]
-    clean_pass = [
-        r for r, reasons in rows if r["expect"] == "accept" and not set(reasons) - DETECTOR_REASONS
-    ]
-    degraded = [(r, reasons) for r, reasons in rows if r["expect"] == "reject"]
-    rejected = [(r, reasons) for r, reasons in degraded if reasons]
-    right = [r for r, reasons in rejected if r["reason"] in reasons]
+    clean = [o for o in outcomes if o.label.expect == "accept"]
+    clean_pass = [o for o in clean if not set(o.reasons) - DETECTOR_REASONS]
+    degraded = [o for o in outcomes if o.label.expect == "reject"]
+    rejected = [o for o in degraded if o.reasons]
+    right = [o for o in rejected if o.label.reason in o.reasons]
     figures = {
         "clean": len(clean),
         "clean_pass_components": round(len(clean_pass) / max(1, len(clean)), 4),
@@ -97,12 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reason_right": round(len(right) / max(1, len(rejected)), 4),
         **{f"{k}_ms_median": round(float(np.median(v)), 2) for k, v in costs.items()},
     }
-    for r, reasons in rows:
-        wrong = (r["expect"] == "accept" and set(reasons) - DETECTOR_REASONS) or (
-            r["expect"] == "reject" and r["reason"] not in reasons
+    for o in outcomes:
+        off = (o.label.expect == "accept" and set(o.reasons) - DETECTOR_REASONS) or (
+            o.label.expect == "reject" and o.label.reason not in o.reasons
         )
-        if wrong:
-            print(f"  off: {r['file']} expect {r['expect']} {r['reason']} got {list(reasons)}")
+        if off:
+            print(
+                f"  off: {o.label.file} expect {o.label.expect} {o.label.reason} "
+                f"got {list(o.reasons)}"
+            )
     print(json.dumps(figures))
     return 0
 
