@@ -138,7 +138,20 @@ class InterEyeDistance(Measure):
         return session.inter_eye_px if session.landmarks_finite else None
 
 
-class UnderExposure(Measure):
+class _FaceLumaMeasure(Measure):
+    """A measure of the inner face's luma (pixels inside the image); not assessed when fewer
+    than ``MIN_FACE_PIXELS`` of them are."""
+
+    def raw(self, session: FaceSession) -> float | None:
+        luma = session.face_luma
+        return None if luma.size < MIN_FACE_PIXELS else self.of_luma(luma)
+
+    def of_luma(self, luma: np.ndarray) -> float:
+        """The raw value of 1-D uint8 luma values (at least ``MIN_FACE_PIXELS``)."""
+        raise NotImplementedError
+
+
+class UnderExposure(_FaceLumaMeasure):
     """Share of the inner face darker than ``DARK_LUMA`` (OFIQ's under-exposure prevention)."""
 
     name = "under_exposure"
@@ -146,14 +159,11 @@ class UnderExposure(Measure):
     description = f"Share of inner-face pixels with luma under {DARK_LUMA} of 255; lower is better."
     default_score = ScoreMap(0.5, -0.08)
 
-    def raw(self, session: FaceSession) -> float | None:
-        luma = session.face_luma
-        if luma.size < MIN_FACE_PIXELS:
-            return None
+    def of_luma(self, luma: np.ndarray) -> float:
         return float((luma < DARK_LUMA).mean())
 
 
-class OverExposure(Measure):
+class OverExposure(_FaceLumaMeasure):
     """Share of the inner face brighter than ``BRIGHT_LUMA`` (OFIQ's over-exposure prevention)."""
 
     name = "over_exposure"
@@ -163,14 +173,11 @@ class OverExposure(Measure):
     )
     default_score = ScoreMap(0.6, -0.08)
 
-    def raw(self, session: FaceSession) -> float | None:
-        luma = session.face_luma
-        if luma.size < MIN_FACE_PIXELS:
-            return None
+    def of_luma(self, luma: np.ndarray) -> float:
         return float((luma > BRIGHT_LUMA).mean())
 
 
-class DynamicRange(Measure):
+class DynamicRange(_FaceLumaMeasure):
     """Entropy of the inner face's luma histogram in bits (OFIQ's dynamic range), 0-8."""
 
     name = "dynamic_range"
@@ -178,10 +185,7 @@ class DynamicRange(Measure):
     description = "Entropy of the inner face's 256-bin luma histogram, 0-8 bits."
     default_score = ScoreMap(5.0, 0.5)
 
-    def raw(self, session: FaceSession) -> float | None:
-        luma = session.face_luma
-        if luma.size < MIN_FACE_PIXELS:
-            return None
+    def of_luma(self, luma: np.ndarray) -> float:
         p = np.bincount(luma, minlength=256).astype(np.float64) / luma.size
         p = p[p > 0]
         return float(-(p * np.log2(p)).sum())
