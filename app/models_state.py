@@ -36,6 +36,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
         min_face_size=settings.min_face_size,
         scale_factor=settings.scale_factor,
         thresholds=settings.steps_threshold,
+        backend=settings.detector_backend,
+        threads=settings.tf_threads,
     )
     scores = settings.quality_scores
     recognizer = unified = None
@@ -70,6 +72,7 @@ def default_policy(settings: Settings) -> Policy:
         max_under_exposure=settings.max_under_exposure,
         max_over_exposure=settings.max_over_exposure,
         min_face_in_frame=settings.min_face_in_frame,
+        unified_scope=settings.unified_scope,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from app.push.event import SOURCES
 from app.push.inbox import VERDICTS
-from models.pipeline import OVERRIDE_BOUNDS
+from models.pipeline import OVERRIDE_BOUNDS, UNIFIED_SCOPES
 from models.report import FLAG_VALUES, IMAGE_OPTIONS
 from models.wire import FaceEntry, ImageReport, json_schema
 
@@ -23,8 +23,8 @@ _OVERRIDE_DOCS = {
     "max_pitch": "Largest accepted |pitch| in degrees (setting pitch_threshold).",
     "max_roll": "Largest accepted |roll| in degrees (setting roll_threshold).",
     "min_face_px": "Smallest accepted box side in pixels, 0 = off (setting min_face_px).",
-    "pose_min_confidence": "Pose and the recogniser run on detections at least this confident "
-    "(setting pose_min_confidence).",
+    "pose_min_confidence": "Pose runs on detections at least this confident and not "
+    "`low_resolution` (setting pose_min_confidence).",
     "min_sharpness": "Minimum fixed-scale sharpness, else `blurry` (setting min_sharpness).",
     "min_inter_eye_px": "Minimum pixels between the eyes, else `low_resolution` "
     "(setting min_inter_eye_px).",
@@ -251,6 +251,14 @@ def _upload_parameters() -> list[dict[str, Any]]:
             "in": "query",
             "description": "Include the rejected faces with their reasons.",
             "schema": {"type": "string", "enum": list(FLAG_VALUES), "default": "1"},
+        },
+        {
+            "name": "unified_scope",
+            "in": "query",
+            "description": "Which faces get the unified score: `accepted` (those every gate "
+            "lets through) or `all` (every face pose is measured for); default: setting "
+            "unified_scope.",
+            "schema": {"type": "string", "enum": list(UNIFIED_SCOPES)},
         },
     ]
     for name, (lo, hi) in OVERRIDE_BOUNDS.items():

@@ -45,6 +45,7 @@ class Settings:
     tf_threads: int = 0
     torch_threads: int = 0
     # detector (the original's ``mtcnn`` section)
+    detector_backend: str = "openvino"
     min_face_size: int = 20
     scale_factor: float = 0.709
     steps_threshold: tuple[float, float, float] = (0.6, 0.7, 0.7)
@@ -59,6 +60,7 @@ class Settings:
     roll_threshold: float = 25.0
     pose_min_confidence: float = 0.90
     recognizer: str = "sface"
+    unified_scope: str = "accepted"
     # quality components (models.quality): gates, and score curves (name -> [centre, width])
     min_sharpness: float = 0.06
     min_inter_eye_px: float = 24.0
@@ -320,8 +322,17 @@ FIELDS: tuple[FieldSpec, ...] = (
         "executor_workers", ("server", "executor_workers"), _as_int, _range(1, 64), "threads"
     ),
     FieldSpec("queue_size", ("server", "queue_size"), _as_int, _range(0, 10_000), "waiting jobs"),
-    FieldSpec("tf_threads", ("server", "tf_threads"), _as_int, _range(0, 256), "0 = auto"),
+    FieldSpec(
+        "tf_threads", ("server", "tf_threads"), _as_int, _range(0, 256), "detector, 0 = auto"
+    ),
     FieldSpec("torch_threads", ("server", "torch_threads"), _as_int, _range(0, 256), "0 = auto"),
+    FieldSpec(
+        "detector_backend",
+        ("mtcnn", "backend"),
+        lambda v: _as_str(v).lower(),
+        _choice("openvino", "tensorflow"),
+        "networks' runtime",
+    ),
     FieldSpec("min_face_size", ("mtcnn", "min_face_size"), _as_int, _range(12, 400), "pixels"),
     FieldSpec("scale_factor", ("mtcnn", "scale_factor"), _as_float, _range(0.1, 0.95), "pyramid"),
     FieldSpec("steps_threshold", ("mtcnn", "steps_threshold"), _as_thresholds, None, "P/R/O-Net"),
@@ -361,6 +372,13 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
     FieldSpec(
         "min_face_in_frame", ("quality", "min_face_in_frame"), _as_float, _range(0, 1), "gate"
+    ),
+    FieldSpec(
+        "unified_scope",
+        ("quality", "unified_scope"),
+        lambda v: _as_str(v).lower(),
+        _choice("accepted", "all"),
+        "faces scored",
     ),
     FieldSpec("quality_scores", ("quality", "scores"), _as_score_maps, None, "score curves"),
     FieldSpec("inbox_workers", ("push", "inbox_workers"), _as_int, _range(0, 64), "0 = store only"),

@@ -41,7 +41,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -431,9 +431,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     photos = identity_photos(data_dir)
     if args.photos:
         photos = photos[: args.photos]
+    # Every face's unified score, refused or not: the EDC orders them all.
+    policy = replace(default_policy(settings), unified_scope="all")
     started = time.perf_counter()
     samples, left_out = measure(
-        photos, data_dir, pipeline, default_policy(settings), pipeline.recognizer, args.max_side
+        photos, data_dir, pipeline, policy, pipeline.recognizer, args.max_side
     )
     for what in left_out:
         log.info("left out: %s", what)

@@ -21,6 +21,7 @@ import collections
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -48,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_threads(settings.tf_threads, settings.torch_threads)
-    pipeline, policy = build_pipeline(settings), default_policy(settings)
+    # Every posed face's unified score, refused or not: the calibration compares them all.
+    pipeline = build_pipeline(settings)
+    policy = replace(default_policy(settings), unified_scope="all")
     folder = args.labels.parent
     raws: dict[str, dict[str, list[float]]] = collections.defaultdict(
         lambda: collections.defaultdict(list)

@@ -11,7 +11,8 @@ Runs, one after another so that nothing competes for the cores:
    pose, and, where the service runs one (its ``timing_ms`` has a ``recognizer`` stage and
    ``models.recognizer`` exists), SFace from its ONNX graph's Conv/Gemm/MatMul shapes per pass
    times ``--recognizer-passes`` (2: the face and its mirror, ``models/quality/unified.py``)
-   per face that gets a pose; ``flop_bound_ms`` is work over rate;
+   per face the report gives a unified score (``unified_scope``: by default the faces every
+   gate lets through); ``flop_bound_ms`` is work over rate;
 3. the service (``python -m app serve`` on a free port, temporary data dir, inbox workers off):
    ``ready_s`` (process start to ``/readyz`` 200) and resident memory after warm-up;
 4. per image, ``--rounds`` rounds of: the yardstick
@@ -198,9 +199,10 @@ def detector_work(detector: Any, rgb: np.ndarray) -> DetectorWork:
     rnet_n = int(boxes.shape[0])
     boxes = detector._stage_rnet(rgb, boxes) if rnet_n else boxes
     onet_n = int(boxes.shape[0])
-    flops = sum(keras_flops(detector._pnet, (1, h, w, 3)) for h, w in levels)
-    flops += rnet_n * keras_flops(detector._rnet, (1, 24, 24, 3))
-    flops += onet_n * keras_flops(detector._onet, (1, 48, 48, 3))
+    nets = detector._nets  # the TensorFlow backend: its Keras layers give the shapes
+    flops = sum(keras_flops(nets._pnet, (1, h, w, 3)) for h, w in levels)
+    flops += rnet_n * keras_flops(nets._rnet, (1, 24, 24, 3))
+    flops += onet_n * keras_flops(nets._onet, (1, 48, 48, 3))
     return DetectorWork(levels, rnet_n, onet_n, flops / 1e9)
 
 
@@ -346,6 +348,7 @@ class Latency:
     faces: int
     faces_with_pose: int
     bytes: int
+    faces_scored: int = 0  # faces with a unified score: the recogniser's passes ran for them
 
     @staticmethod
     def merge(parts: list[Latency]) -> Latency:
@@ -354,7 +357,9 @@ class Latency:
         stages = parts[0].timing_ms.keys()
         timing = {k: round(statistics.median(p.timing_ms[k] for p in parts), 1) for k in stages}
         last = parts[-1]
-        return Latency(samples, timing, last.faces, last.faces_with_pose, last.bytes)
+        return Latency(
+            samples, timing, last.faces, last.faces_with_pose, last.bytes, last.faces_scored
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -387,7 +392,14 @@ def measure_latency(svc: Service, token: str, name: str, data: bytes, repeats: i
         faces=len(faces),
         faces_with_pose=sum(1 for f in faces if f["face_pose"] is not None),
         bytes=len(body),
+        faces_scored=sum(1 for f in faces if _unified_assessed(f)),
     )
+
+
+def _unified_assessed(face: dict[str, Any]) -> bool:
+    """Whether a report face carries a unified score (raw -1: the recogniser did not run)."""
+    unified = face.get("quality", {}).get("unified", {})
+    return isinstance(unified, dict) and unified.get("raw", -1) != -1
 
 
 @dataclass
@@ -510,7 +522,8 @@ def hardware_limit(images: list[Path]) -> dict[str, Any]:
     configure_threads(0, 0)
     from models.detector import MTCNNDetector
 
-    detector = MTCNNDetector()
+    # The same networks and candidates on either backend; the Keras models give the layer shapes.
+    detector = MTCNNDetector(backend="tensorflow")
     detector.warm_up()
     work = {}
     for path in images:
@@ -710,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         det = limit["detector"][stem]
         gflop = det.gflop + lat.faces_with_pose * limit["pose"][estimator]
         if limit["recognizer"] is not None and "recognizer" in lat.timing_ms:
-            gflop += lat.faces_with_pose * args.recognizer_passes * limit["recognizer"]
+            gflop += lat.faces_scored * args.recognizer_passes * limit["recognizer"]
         return round(float(gflop) / rate * 1000.0, 1)
 
     latency = {k: v.summary() for k, v in main_run["latency"].items()}
@@ -782,7 +795,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         },
         "faces": {
-            k: {"detected": v.faces, "with_pose": v.faces_with_pose, "yardstick_kept": 0}
+            k: {
+                "detected": v.faces,
+                "with_pose": v.faces_with_pose,
+                "scored": v.faces_scored,
+                "yardstick_kept": 0,
+            }
             for k, v in main_run["latency"].items()
         },
         "server_timing_ms": {k: v.timing_ms for k, v in main_run["latency"].items()},

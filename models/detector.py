@@ -27,40 +27,31 @@ every box overlapping it by more than the threshold; only kept boxes suppress, a
 ``+1`` pixel as in the reference. The one deliberate difference: where the reference gives up
 on the whole image because one crop is empty (a box of no width), that box alone is dropped.
 
-Speed: PNet runs over every pyramid level in one compiled TensorFlow call (the largest levels
-cut into bands of rows so that both cores share the work, ``_pnet_tiles``), RNet and ONet over
-all their candidates in one call each (in cache-sized chunks). The networks run through
-``pnet_forward``, ``rnet_forward`` and ``onet_forward``: the package's layers in the order of
-its ``call`` methods, except that PReLU is evaluated by ``prelu`` on a ``(rows, width *
-channels)`` view (same operations, same values, faster), and PNet's face probability comes from
-``FaceLogit`` (the sigmoid of the face-minus-background logit, within 4e-7 of the softmax).
+Runtimes (``backend``): the networks run on OpenVINO by default (``models.mtcnn_openvino``: the
+same weights and layers, no TensorFlow in the process: a faster start, less memory, ONet 3x
+faster on few candidates), or on TensorFlow as the package's own Keras models
+(``models.detector_tf``), the reference the tests compare the OpenVINO networks against. The
+candidate handling here is the same for both.
 
 Conventions (``models.types``): input images are (H, W, 3) uint8 **RGB**; boxes are
 ``(x, y, w, h)`` float pixels with corners clipped to ``[0, W-1] x [0, H-1]``; landmarks are
 (5, 2) float32 in ``LANDMARK_NAMES`` order, not clipped, ``left_eye`` being the eye on the
 image's left. ``min_face_size`` is restricted to ``[MIN_FACE_SIZE_MIN, MIN_FACE_SIZE_MAX]``.
 
-Thread safety: ``detect`` may be called from several threads once ``warm_up`` has run (the
-compiled functions are traced there; calling them concurrently is safe).
+Thread safety: ``detect`` may be called from several threads once ``warm_up`` has run.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
-import tensorflow as tf
-from mtcnn.network.onet import ONet
-from mtcnn.network.pnet import PNet
-from mtcnn.network.rnet import RNet
-from mtcnn.utils.tensorflow import load_weights
 
 from models.types import Face
 
@@ -81,26 +72,11 @@ _NMS_ONET = 0.7
 _NORM_SHIFT = 127.5
 _NORM_SCALE = 0.0078125  # 1 / 128, exact in float32
 
-# RNet/ONet candidates go through the network in chunks of about this many: small enough for the
-# first layers' activations to stay in cache (2-3x faster than one big batch on CPU), large
-# enough that no chunk has a single row (a batch of one takes another, not bit-identical path).
-_CHUNK = 64
-_PARALLEL = 8  # while_loop iterations (pyramid bands, chunks) that may run concurrently
 # PNet runs on bands of rows holding at most about 1/_TILE_PARTS of its work each, none
 # thinner than _TILE_MIN_ROWS output rows or smaller than _TILE_MIN_PIXELS (see _pnet_tiles).
 _TILE_PARTS = 8
 _TILE_MIN_ROWS = 16
 _TILE_MIN_PIXELS = 10_000
-
-_FLAT_SPEC = tf.TensorSpec([None], tf.uint8)
-_SIZES_SPEC = tf.TensorSpec([None, 2], tf.int32)
-_OFFSETS_SPEC = tf.TensorSpec([None], tf.int64)
-_TILES_SPEC = tf.TensorSpec([None, 3], tf.int32)
-_BOUNDS_SPEC = tf.TensorSpec([None], tf.int32)
-
-
-def _patches_spec(size: int) -> tf.TensorSpec:
-    return tf.TensorSpec([None, size, size, 3], tf.float32)
 
 
 def scale_pyramid(
@@ -325,12 +301,6 @@ def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray,
     return batch, np.asarray(kept, dtype=np.int64)
 
 
-def _chunk_bounds(count: int) -> tf.Tensor:
-    """Near-equal chunks of about ``_CHUNK`` rows, none of one row (when count > 1)."""
-    chunks = max(1, -(-count // _CHUNK))
-    return tf.constant((np.arange(chunks + 1) * count // chunks).astype(np.int32))
-
-
 def _pnet_output_shapes(shapes: np.ndarray) -> np.ndarray:
     """PNet's output (h, w) for (h, w) level inputs: valid 3x3 conv, 2x2/2 "same" pool, two
     valid 3x3 convs."""
@@ -380,6 +350,41 @@ def _check_min_face_size(value: object) -> int:
     return int(value)
 
 
+BACKENDS: tuple[str, ...] = ("openvino", "tensorflow")
+
+
+class Networks(Protocol):
+    """PNet, RNet and ONet on one runtime (``models.mtcnn_openvino``, ``models.detector_tf``)."""
+
+    name: str
+
+    def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
+        """Every level's face probabilities and (h*w, 4) box regressions, flattened row-major,
+        one level after the other (levels area-resized from the uint8 image)."""
+        ...
+
+    def rnet(self, patches: np.ndarray) -> list[np.ndarray]:
+        """[regression (N, 4), probabilities (N, 2)] of normalised 24x24 patches."""
+        ...
+
+    def onet(self, patches: np.ndarray) -> list[np.ndarray]:
+        """[regression (N, 4), landmarks (N, 10), probabilities (N, 2)] of 48x48 patches."""
+        ...
+
+    def warm_up(self) -> None: ...
+
+
+def _backend(name: str, threads: int) -> Networks:
+    """Build a backend; TensorFlow is imported only when it is asked for."""
+    if name == "tensorflow":
+        from models.detector_tf import TensorFlowNetworks
+
+        return TensorFlowNetworks(threads)
+    from models.mtcnn_openvino import OpenVINONetworks
+
+    return OpenVINONetworks(threads)
+
+
 class MTCNNDetector:
     """MTCNN (PNet -> RNet -> ONet): the ``mtcnn`` package's weights, the reference algorithm.
 
@@ -389,6 +394,11 @@ class MTCNNDetector:
         scale_factor: ratio between pyramid levels, in [0.1, 0.95].
         thresholds: PNet, RNet and ONet score thresholds, each in [0, 1]; a PNet window passes
             at or above its threshold, an RNet or ONet candidate strictly above (reference).
+        backend: which runtime runs the three networks (``BACKENDS``): ``openvino``
+            (``models.mtcnn_openvino``, the default: no TensorFlow in the process) or
+            ``tensorflow`` (``models.detector_tf``, the package's own Keras models: the
+            reference the tests compare against).
+        threads: the backend's threads (0: the CPU count).
     """
 
     name = "mtcnn"
@@ -398,7 +408,11 @@ class MTCNNDetector:
         min_face_size: int = 20,
         scale_factor: float = 0.709,
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        backend: str = "openvino",
+        threads: int = 0,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.min_face_size = _check_min_face_size(min_face_size)
         if not 0.1 <= float(scale_factor) <= 0.95:
             raise ValueError(f"scale_factor must be between 0.1 and 0.95, got {scale_factor}")
@@ -411,73 +425,9 @@ class MTCNNDetector:
         self.thresholds = (pnet, rnet, onet)
 
         started = time.perf_counter()
-        weights = importlib.resources.files("mtcnn.assets.weights")
-        self._pnet = _load(PNet(), weights / "pnet.lz4")
-        self._rnet = _load(RNet(), weights / "rnet.lz4")
-        self._onet = _load(ONet(), weights / "onet.lz4")
-        self._pnet_face = FaceLogit.of(self._pnet.conv4_2)
-        self._pnet_fn = tf.function(
-            self._pnet_graph,
-            input_signature=[_FLAT_SPEC, _SIZES_SPEC, _OFFSETS_SPEC, _TILES_SPEC],
-        )
-        self._rnet_fn = tf.function(
-            self._rnet_graph, input_signature=[_patches_spec(_RNET_SIZE), _BOUNDS_SPEC]
-        )
-        self._onet_fn = tf.function(
-            self._onet_graph, input_signature=[_patches_spec(_ONET_SIZE), _BOUNDS_SPEC]
-        )
-        # Requests call the traced concrete functions: a tf.function call binds and checks its
-        # arguments in Python each time, about 0.25 ms more per call (three calls an image).
-        self._pnet_call = self._pnet_fn.get_concrete_function()
-        self._rnet_call = self._rnet_fn.get_concrete_function()
-        self._onet_call = self._onet_fn.get_concrete_function()
-        log.info("MTCNN networks loaded in %.2f s", time.perf_counter() - started)
-
-    # -- compiled graphs (each traced once, in __init__) -------------------------------------
-
-    def _pnet_graph(
-        self, flat: tf.Tensor, sizes: tf.Tensor, offsets: tf.Tensor, tiles: tf.Tensor
-    ) -> tuple[tf.Tensor, ...]:
-        """Run PNet on every pyramid level in one call.
-
-        ``flat`` holds the uint8 levels one after the other (level ``i`` of shape
-        ``sizes[i] + (3,)`` from ``offsets[i]``); PNet runs on the ``tiles`` side by side: rows
-        ``(level, first input row, end input row)`` from ``_pnet_tiles``.
-
-        Returns the tiles' face probabilities and box regressions, each tile flattened
-        row-major and concatenated: the tiles are in level and row order, so this is every
-        level's map in turn.
-        """
-        jobs = tf.shape(tiles)[0]
-        logits = tf.TensorArray(tf.float32, size=jobs, infer_shape=False, element_shape=[None])
-        regs = tf.TensorArray(tf.float32, size=jobs, infer_shape=False, element_shape=[None, 4])
-
-        def tile(j: tf.Tensor, logits: tf.TensorArray, regs: tf.TensorArray) -> tuple:
-            level, first, end = tiles[j, 0], tiles[j, 1], tiles[j, 2]
-            width = tf.cast(sizes[level, 1], tf.int64)
-            start = offsets[level] + tf.cast(first, tf.int64) * width * 3
-            stop = offsets[level] + tf.cast(end, tf.int64) * width * 3
-            rows = tf.reshape(flat[start:stop], [1, end - first, sizes[level, 1], 3])
-            # Exact in float32 (steps of 1/128), so the reference's float64 values.
-            rows = (tf.cast(rows, tf.float32) - _NORM_SHIFT) * _NORM_SCALE
-            reg, logit = pnet_forward(self._pnet, rows, self._pnet_face)
-            logits = logits.write(j, tf.reshape(logit, [-1]))
-            regs = regs.write(j, tf.reshape(reg[0], [-1, 4]))
-            return j + 1, logits, regs
-
-        _, logits, regs = tf.while_loop(
-            lambda j, *_: j < jobs, tile, [0, logits, regs], parallel_iterations=_PARALLEL
-        )
-        # One sigmoid over every tile: an element's value may depend on where it falls in the
-        # tensor (vectorised body or scalar tail), so not per tile, which would make the bands
-        # differ from whole levels in the last ulp.
-        return tf.math.sigmoid(logits.concat()), regs.concat()
-
-    def _rnet_graph(self, patches: tf.Tensor, bounds: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        return _chunked(lambda x: rnet_forward(self._rnet, x), patches, bounds, (4, 2))
-
-    def _onet_graph(self, patches: tf.Tensor, bounds: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        return _chunked(lambda x: onet_forward(self._onet, x), patches, bounds, (4, 10, 2))
+        self.backend = backend
+        self._nets = _backend(backend, threads)
+        log.info("MTCNN networks (%s) ready in %.2f s", backend, time.perf_counter() - started)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -485,9 +435,8 @@ class MTCNNDetector:
         """Run each compiled stage once, and a whole detection (a second or two)."""
         started = time.perf_counter()
         levels = pyramid(64, 64, 20, self.scale_factor)
-        self._pnet_levels(np.zeros((64, 64, 3), np.uint8), levels)
-        for call, size in ((self._rnet_call, _RNET_SIZE), (self._onet_call, _ONET_SIZE)):
-            call(tf.zeros([2, size, size, 3], tf.float32), _chunk_bounds(2))
+        self._nets.pnet(np.zeros((64, 64, 3), np.uint8), levels)
+        self._nets.warm_up()
         # A textured image of service-like size: primes allocators and oneDNN kernels too.
         rng = np.random.default_rng(0)
         self.detect(rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8))
@@ -531,24 +480,8 @@ class MTCNNDetector:
 
     # -- stages: the reference's candidate handling, float64 like the reference ---------------
 
-    def _pnet_levels(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
-        """Resize the image to every level and run PNet; flat probabilities and regressions."""
-        flat = np.concatenate(
-            [
-                cv2.resize(image, (int(w), int(h)), interpolation=cv2.INTER_AREA).ravel()
-                for h, w in levels.shapes
-            ]
-        )
-        probs, regs = self._pnet_call(
-            tf.constant(flat),
-            tf.constant(levels.shapes),
-            tf.constant(levels.offsets),
-            tf.constant(levels.tiles),
-        )
-        return probs.numpy(), regs.numpy()
-
     def _stage_pnet(self, image: np.ndarray, levels: Pyramid) -> np.ndarray:
-        probs, regs = self._pnet_levels(image, levels)
+        probs, regs = self._nets.pnet(image, levels)
         ends = np.cumsum(levels.out_shapes.prod(axis=1))
         found = []
         for scale, (h, w), end in zip(levels.scales, levels.out_shapes, ends, strict=True):
@@ -577,11 +510,11 @@ class MTCNNDetector:
         patches, kept = _crops(image, boxes, _RNET_SIZE)
         if not kept.size:
             return boxes[:0]
-        reg, prob = self._rnet_call(tf.constant(patches), _chunk_bounds(kept.size))
-        score = prob.numpy()[:, 1].astype(np.float64)
+        reg, prob = self._nets.rnet(patches)
+        score = prob[:, 1].astype(np.float64)
         passed = score > self.thresholds[1]
         boxes = np.hstack([boxes[kept[passed], 0:4], score[passed, np.newaxis]])
-        offsets = reg.numpy()[passed]
+        offsets = reg[passed]
         pick = nms(boxes, _NMS_RNET)
         return _square(_regress(boxes[pick], offsets[pick]))
 
@@ -590,11 +523,11 @@ class MTCNNDetector:
         patches, kept = _crops(image, boxes, _ONET_SIZE)
         if not kept.size:
             return boxes[:0], np.empty((0, 5, 2), dtype=np.float32)
-        reg, marks, prob = self._onet_call(tf.constant(patches), _chunk_bounds(kept.size))
-        score = prob.numpy()[:, 1].astype(np.float64)
+        reg, marks, prob = self._nets.onet(patches)
+        score = prob[:, 1].astype(np.float64)
         passed = score > self.thresholds[2]
         boxes = np.hstack([boxes[kept[passed]], score[passed, np.newaxis]])
-        marks = marks.numpy()[passed].astype(np.float64)
+        marks = marks[passed].astype(np.float64)
         # Landmarks come relative to the ONet input box (sides counted inclusively).
         w = boxes[:, 2:3] - boxes[:, 0:1] + 1
         h = boxes[:, 3:4] - boxes[:, 1:2] + 1
@@ -602,125 +535,9 @@ class MTCNNDetector:
             [w * marks[:, 0:5] + boxes[:, 0:1] - 1, h * marks[:, 5:10] + boxes[:, 1:2] - 1],
             axis=-1,
         )
-        boxes = _regress(boxes, reg.numpy()[passed])
+        boxes = _regress(boxes, reg[passed])
         pick = nms(boxes, _NMS_ONET, method="min")
         return boxes[pick], points[pick].astype(np.float32)
-
-
-def prelu(layer: tf.keras.layers.PReLU, x: tf.Tensor) -> tf.Tensor:
-    """Keras' PReLU, ``relu(x) + (-alpha) * relu(-x)``, with the same operations in the same
-    order, so the same values.
-
-    For an (N, H, W, C) input the element-wise work runs on an (N * H, W * C) view with the
-    slopes tiled W times: broadcasting a C-vector over the last axis of a 4-D tensor is slow in
-    TensorFlow's CPU kernels (C is 10 to 128 here), a (W * C)-vector over rows is not
-    (PNet's 305x305x10 activation: 0.6 against 1.2-1.9 ms).
-    """
-    slopes = -layer.alpha
-    if len(x.shape) != 4:
-        return tf.nn.relu(x) + slopes * tf.nn.relu(-x)
-    shape = tf.shape(x)
-    rows = tf.reshape(x, [-1, shape[2] * shape[3]])
-    tiled = tf.tile(tf.reshape(slopes, [-1]), [shape[2]])
-    return tf.reshape(tf.nn.relu(rows) + tiled * tf.nn.relu(-rows), shape)
-
-
-@dataclass(frozen=True)
-class FaceLogit:
-    """The face logit of a two-class (background, face) softmax layer: its sigmoid is the face
-    probability, the one output of the softmax that the detector uses.
-
-    ``softmax([b, f])[1] == sigmoid(f - b)``, and ``f - b`` is one output channel with the
-    difference of the two channels' weights: one convolution output and an element-wise
-    sigmoid instead of two outputs and a softmax. oneDNN's softmax over a 2-wide axis took 1.8
-    of the 14 ms of CPU time of PNet on the astronaut; the sigmoid takes almost none (detect,
-    alternating with the softmax form in one process: astronaut 0.8 ms, famous-selfie 3.7 ms
-    faster). The same function, not the same float operations: the probabilities are within
-    4e-7 of the package's (``tests/models/test_detector.py``); on the 41 shared face images
-    the detections are the same to the last bit as with the softmax.
-    """
-
-    kernel: tf.Tensor  # (1, 1, C, 1): face minus background weights
-    bias: tf.Tensor  # (1,)
-
-    @classmethod
-    def of(cls, layer: tf.keras.layers.Conv2D) -> FaceLogit:
-        """Build from the package's 1x1 two-channel softmax convolution (PNet's conv4-2)."""
-        kernel, bias = layer.get_weights()
-        return cls(tf.constant(kernel[..., 1:] - kernel[..., :1]), tf.constant(bias[1:] - bias[:1]))
-
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        """(N, H, W, C) features -> (N, H, W, 1) face logits; ``tf.math.sigmoid`` of them are
-        the face probabilities."""
-        return tf.nn.bias_add(tf.nn.conv2d(x, self.kernel, 1, "VALID"), self.bias)
-
-
-def pnet_forward(net: PNet, x: tf.Tensor, face: FaceLogit) -> list[tf.Tensor]:
-    """``PNet.call`` of mtcnn 1.0.0 with ``prelu``, and ``face`` (built from ``net.conv4_2``)
-    in place of the softmax: [box regression, face logit (N, H, W, 1)]."""
-    x = net.maxpool1(prelu(net.prelu1, net.conv1(x)))
-    x = prelu(net.prelu2, net.conv2(x))
-    x = prelu(net.prelu3, net.conv3(x))
-    return [net.conv4_1(x), face(x)]
-
-
-def rnet_forward(net: RNet, x: tf.Tensor) -> list[tf.Tensor]:
-    """``RNet.call`` of mtcnn 1.0.0 with ``prelu``: [box regression, face probability]."""
-    x = net.maxpool1(prelu(net.prelu1, net.conv1(x)))
-    x = net.maxpool2(prelu(net.prelu2, net.conv2(x)))
-    x = prelu(net.prelu3, net.conv3(x))
-    x = prelu(net.prelu4, net.fc4(net.flatten(net.permute(x))))
-    return [net.fc5_1(x), net.fc5_2(x)]
-
-
-def onet_forward(net: ONet, x: tf.Tensor) -> list[tf.Tensor]:
-    """``ONet.call`` of mtcnn 1.0.0 with ``prelu``: [box regression, landmarks, probability]."""
-    x = net.maxpool1(prelu(net.prelu1, net.conv1(x)))
-    x = net.maxpool2(prelu(net.prelu2, net.conv2(x)))
-    x = net.maxpool3(prelu(net.prelu3, net.conv3(x)))
-    x = prelu(net.prelu4, net.conv4(x))
-    x = prelu(net.prelu5, net.fc5(net.flatten(net.permute(x))))
-    return [net.fc6_1(x), net.fc6_2(x), net.fc6_3(x)]
-
-
-def _load(model: tf.keras.Model, path: object) -> tf.keras.Model:
-    """Build one of the package's networks and load its weights file by absolute path."""
-    model.build()
-    model.set_weights(load_weights(str(path)))
-    return model
-
-
-def _load(model: tf.keras.Model, path: object) -> tf.keras.Model:
-    """Build one of the package's networks and load its weights file by absolute path."""
-    model.build()
-    model.set_weights(load_weights(str(path)))
-    return model
-
-
-def _chunked(
-    network: Callable[[tf.Tensor], list[tf.Tensor]],
-    patches: tf.Tensor,
-    bounds: tf.Tensor,
-    widths: tuple[int, ...],
-) -> tuple[tf.Tensor, ...]:
-    """Run ``network`` on the patches chunk by chunk; the outputs are concatenated back.
-
-    Chunk ``i`` is ``patches[bounds[i]:bounds[i + 1]]``.
-    """
-    count = tf.shape(bounds)[0] - 1
-    outputs = tuple(
-        tf.TensorArray(tf.float32, size=count, infer_shape=False, element_shape=[None, w])
-        for w in widths
-    )
-
-    def chunk(i: tf.Tensor, *outputs: tf.TensorArray) -> tuple:
-        results = network(patches[bounds[i] : bounds[i + 1]])
-        return i + 1, *(out.write(i, r) for out, r in zip(outputs, results, strict=True))
-
-    _, *outputs = tf.while_loop(
-        lambda i, *_: i < count, chunk, [0, *outputs], parallel_iterations=_PARALLEL
-    )
-    return tuple(out.concat() for out in outputs)
 
 
 def _faces(boxes: np.ndarray, marks: np.ndarray, height: int, width: int) -> list[Face]:

@@ -1,13 +1,21 @@
 """``Pipeline.assess``: the one place where an image becomes a verdict.
 
 decode -> detect (MTCNN) -> align (ArcFace 112x112) -> blur (Laplacian variance of the aligned
-crop) -> pose and recogniser (batched over the faces confident enough to be faces) -> quality
-components (``models.quality``) -> verdict with every failing reason. Alignment, blur and the
-components are cheap and taken for every detection; the pose network and the recogniser, the
-expensive stages, run only on detections whose confidence reaches ``pose_min_confidence``
-(0.90, below the 0.995 acceptance gate: a rolled or turned real face is then rejected for its
-pose, not only as ``low_confidence``). A detection under it reports ``pose = None`` and an
-unassessed (-1) unified score and pose components, and is not judged on pose.
+crop) -> the quality components that need no pose (``models.quality``) -> pose (batched over
+the faces confident enough to be faces that pass those gates) -> the head-pose components ->
+verdict with every failing reason -> the unified score (the recogniser, for the faces every
+gate let through; ``Policy.unified_scope``). Alignment, blur and the components are cheap and
+taken for every detection; the pose network and the recogniser, the expensive stages, run only
+where they can still change something:
+
+- pose for detections whose confidence reaches ``pose_min_confidence`` (0.90, below the 0.995
+  acceptance gate: a rolled or turned real face is then rejected for its pose, not only as
+  ``low_confidence``) and that are not too small (``min_face_px``) or under
+  ``min_inter_eye_px`` (``low_resolution``: the pose network reads nothing reliable from them;
+  famous-selfie: 26 of its 37 confident faces, its small background faces). A face without a
+  pose reports ``pose = None`` and unassessed (-1) pose components, and is not judged on pose;
+- the recogniser for the faces every gate let through (``unified_scope`` ``accepted``), or
+  every face with a pose (``all``); the others report an unassessed unified score.
 """
 
 from __future__ import annotations
@@ -73,6 +81,10 @@ OVERRIDE_BOUNDS: dict[str, tuple[float, float]] = {
     "max_over_exposure": (0.0, 1.0),
     "min_face_in_frame": (0.0, 1.0),
 }
+# Which faces get the unified score (two recogniser passes each): ``accepted``, the faces that
+# pass every other gate (a face already refused needs no ranking; on a crowd most are refused
+# for their size), or ``all``, every face pose is measured for (what ``bench/edc.py`` orders).
+UNIFIED_SCOPES: tuple[str, ...] = ("accepted", "all")
 
 
 @dataclass(frozen=True)
@@ -94,16 +106,28 @@ class Policy:
     max_under_exposure: float = 0.5
     max_over_exposure: float = 0.6
     min_face_in_frame: float = 0.995
+    unified_scope: str = "accepted"
+
+    def __post_init__(self) -> None:
+        if self.unified_scope not in UNIFIED_SCOPES:
+            raise ValueError(f"unified_scope must be one of {', '.join(UNIFIED_SCOPES)}")
 
     def with_overrides(self, params: Mapping[str, str]) -> Policy:
-        """Return a copy with the query parameters that name a gate applied.
+        """Return a copy with the query parameters that name a gate (or ``unified_scope``)
+        applied.
 
         Raises:
-            ValueError: a value that is not a number or lies outside ``BOUNDS``.
+            ValueError: a value that is not a number or lies outside ``OVERRIDE_BOUNDS``, or an
+                unknown ``unified_scope``.
         """
-        changes: dict[str, float | int] = {}
+        changes: dict[str, float | int | str] = {}
+        if "unified_scope" in params:
+            scope = str(params["unified_scope"]).strip().lower()
+            if scope not in UNIFIED_SCOPES:
+                raise ValueError(f"unified_scope must be one of {', '.join(UNIFIED_SCOPES)}")
+            changes["unified_scope"] = scope
         for f in fields(self):
-            if f.name not in params:
+            if f.name not in params or f.name not in OVERRIDE_BOUNDS:
                 continue
             raw = params[f.name]
             lo, hi = OVERRIDE_BOUNDS[f.name]
@@ -126,6 +150,21 @@ class Policy:
         that is lower, so that no accepted face goes unjudged on pose)."""
         floor = min(self.pose_min_confidence, self.face_threshold)
         return not self.too_small(face) and face.confidence >= floor
+
+    def too_low_resolution(self, components: Mapping[str, Measurement]) -> bool:
+        """Whether the face fails the ``low_resolution`` gate (eyes under ``min_inter_eye_px``):
+        such a face gets no pose. The pose network reads nothing reliable from a face this
+        small (a crowd's background faces, upscaled to its 224 px input), and the face is
+        refused anyway."""
+        return "low_resolution" in failed_gates(
+            {k: v for k, v in components.items() if k == "inter_eye_distance"},
+            {"min_inter_eye_px": self.min_inter_eye_px},
+        )
+
+    def needs_unified(self, face: Face, reasons: Sequence[str]) -> bool:
+        """Whether the unified score is measured: pose is (``needs_pose``) and, in the
+        ``accepted`` scope, the face passes every other gate."""
+        return self.needs_pose(face) and (self.unified_scope == "all" or not reasons)
 
     def reasons(
         self,
@@ -173,7 +212,7 @@ class FaceResult:
     face: Face
     aligned: np.ndarray  # (112, 112, 3) uint8 RGB
     blur: float
-    pose: HeadPose | None  # None: not measured (under pose_min_confidence, or too small)
+    pose: HeadPose | None  # None: not measured (under pose_min_confidence, or an image gate)
     reasons: tuple[str, ...]
     quality: FaceQuality = field(default_factory=FaceQuality)
 
@@ -317,8 +356,24 @@ class Pipeline:
         blurs = [laplacian_variance(a) for a in aligned]
         timing["blur"] = _ms(t)
 
+        # The components that do not need the pose first: a face failing low_resolution gets
+        # no pose.
         t = time.perf_counter()
-        wanted = [i for i, f in enumerate(faces) if policy.needs_pose(f)]
+        sessions = [
+            FaceSession(image, face, crop, None) for face, crop in zip(faces, aligned, strict=True)
+        ]
+        before = [
+            {m.name: m.execute(session) for m in self.measures if not m.needs_pose}
+            for session in sessions
+        ]
+        quality_ms = time.perf_counter() - t
+
+        t = time.perf_counter()
+        wanted = [
+            i
+            for i, f in enumerate(faces)
+            if policy.needs_pose(f) and not policy.too_low_resolution(before[i])
+        ]
         with cores_shared(self.budget.active > 1):
             measured = self.pose.estimate(image, [faces[i].box for i in wanted]) if wanted else []
         poses: list[HeadPose | None] = [None] * len(faces)
@@ -327,25 +382,34 @@ class Pipeline:
         timing["pose"] = _ms(t)
 
         t = time.perf_counter()
+        components: list[dict[str, Measurement]] = []
+        for session, pose, known in zip(sessions, poses, before, strict=True):
+            session.pose = pose
+            components.append(
+                {
+                    m.name: known[m.name] if m.name in known else m.execute(session)
+                    for m in self.measures
+                }
+            )
+        timing["quality"] = round((quality_ms + time.perf_counter() - t) * 1000.0, 2)
+        timing["quality_per_face"] = round(timing["quality"] / max(1, len(faces)), 3)
+        reasons = [
+            policy.reasons(face, blur, pose, comps)
+            for face, blur, pose, comps in zip(faces, blurs, poses, components, strict=True)
+        ]
+
+        # The unified score is not a gate: it ranks the faces the gates let through (or, in
+        # the ``all`` scope, every face with a pose), so it runs after them.
+        t = time.perf_counter()
         unified: list[Measurement] = [UNASSESSED] * len(faces)
-        if self.unified is not None and wanted:
+        scored = [i for i in wanted if policy.needs_unified(faces[i], reasons[i])]
+        if self.unified is not None and scored:
             with cores_shared(self.budget.active > 1):
-                measured_u = self.unified.assess([aligned[i] for i in wanted])
-            for i, m in zip(wanted, measured_u, strict=True):
+                measured_u = self.unified.assess([aligned[i] for i in scored])
+            for i, m in zip(scored, measured_u, strict=True):
                 unified[i] = m
         timing["recognizer"] = _ms(t)
-        timing["recognizer_per_face"] = round(timing["recognizer"] / max(1, len(wanted)), 3)
-
-        t = time.perf_counter()
-        components = [
-            {m.name: m.execute(session) for m in self.measures}
-            for session in (
-                FaceSession(image, face, crop, pose)
-                for face, crop, pose in zip(faces, aligned, poses, strict=True)
-            )
-        ]
-        timing["quality"] = _ms(t)
-        timing["quality_per_face"] = round(timing["quality"] / max(1, len(faces)), 3)
+        timing["recognizer_per_face"] = round(timing["recognizer"] / max(1, len(scored)), 3)
 
         results = tuple(
             FaceResult(
@@ -354,11 +418,11 @@ class Pipeline:
                 aligned=crop,
                 blur=blur,
                 pose=pose,
-                reasons=policy.reasons(face, blur, pose, comps),
+                reasons=why,
                 quality=FaceQuality(unified=u, components=comps),
             )
-            for face, crop, blur, pose, u, comps in zip(
-                faces, aligned, blurs, poses, unified, components, strict=True
+            for face, crop, blur, pose, why, u, comps in zip(
+                faces, aligned, blurs, poses, reasons, unified, components, strict=True
             )
         )
         return Assessment(

@@ -120,7 +120,7 @@ class FaceEntry:
     )
     face_pose: Pose | None = wire_field(
         "Degrees; null: not measured (the detection's confidence is under "
-        "pose_min_confidence, or the face is too small)."
+        "pose_min_confidence, or the face is too small: too_small or low_resolution)."
     )
     quality: Quality = wire_field("Unified quality score and quality components.")
     reasons: list[str] | None = wire_field(

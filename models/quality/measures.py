@@ -66,6 +66,9 @@ class Measure:
     unit: ClassVar[str]
     description: ClassVar[str]
     default_score: ClassVar[ScoreMap]
+    # Whether ``raw`` reads ``session.pose``: the pipeline measures such components after pose,
+    # the others before it (their gates decide which faces pose is measured for).
+    needs_pose: ClassVar[bool] = False
 
     def __init__(self, score: ScoreMap | None = None) -> None:
         self.score_map = score or self.default_score
@@ -239,6 +242,7 @@ class _HeadPoseAngle(Measure):
 
     unit = "degrees"
     angle: ClassVar[str]
+    needs_pose = True
 
     def raw(self, session: FaceSession) -> float | None:
         if session.pose is None:

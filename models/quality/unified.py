@@ -27,7 +27,8 @@ NAME = "unified"
 DESCRIPTION = (
     "Cosine similarity (0-1, a negative one reads 0) of SFace's embeddings of the aligned face "
     "and of its mirror image; the score, 0-100, is how well a recogniser will match the face. "
-    "-1 when not assessed (the face is under pose_min_confidence or too small)."
+    "-1 when not assessed: the face is under pose_min_confidence or too small, or (unified_scope "
+    "accepted, the default) another gate already refused it."
 )
 DEFAULT_SCORE = ScoreMap(0.955, 0.008)
 

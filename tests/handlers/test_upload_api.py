@@ -478,7 +478,9 @@ KNOWN_COUNT_DIFFERENCES: dict[str, tuple[int, int]] = {
 
 def test_low_confidence_faces_are_not_judged_on_pose(server, data_dir):
     """Pose is measured from pose_min_confidence (0.90) on, below the 0.995 acceptance gate:
-    a real face under the gate is judged on its pose too; a detection under 0.90 is not."""
+    a real face under the gate is judged on its pose too (unless it is under min_inter_eye_px:
+    low_resolution); a detection under 0.90 is not. The unified score goes to the accepted
+    faces only (unified_scope accepted)."""
     selfie = (data_dir / "faces/mtcnn_demo/famous-selfie.jpg").read_bytes()
     report = upload(server, selfie, query="?images=none&mark=0").json()
     low = [f for f in report["rejected"] if "low_confidence" in f["reasons"]]
@@ -488,12 +490,19 @@ def test_low_confidence_faces_are_not_judged_on_pose(server, data_dir):
     assert unsure and all(f["face_pose"] is None for f in unsure)
     assert not any(r.startswith("pose_") for f in unsure for r in f["reasons"])
     assert all(f["quality"]["unified"] == {"raw": -1.0, "score": -1.0} for f in unsure)
-    assert all(f["face_pose"] is not None for f in sure)
-    assert all(f["quality"]["unified"]["raw"] >= 0 for f in sure)
+    small = [f for f in sure if "low_resolution" in f.get("reasons", [])]
+    assert all(f["face_pose"] is None for f in small)
+    assert all(f["face_pose"] is not None for f in sure if f not in small)
+    assert all(f["quality"]["unified"]["raw"] >= 0 for f in report["resp"])
+    assert all(f["quality"]["unified"]["raw"] == -1.0 for f in report["rejected"])
     assert all(f["face_confidence"] >= 0.995 for f in report["resp"])
-    # Lowering the gate per request measures pose for those faces too.
-    lowered = upload(server, selfie, query="?images=none&mark=0&face_threshold=0").json()
-    assert all(f["face_pose"] is not None for f in lowered["resp"] + lowered["rejected"])
+    # Lowering the gates per request measures pose for those faces too, and unified_scope=all
+    # scores every face with a pose.
+    query = "?images=none&mark=0&face_threshold=0&min_inter_eye_px=0&unified_scope=all"
+    lowered = upload(server, selfie, query=query).json()
+    faces = lowered["resp"] + lowered["rejected"]
+    assert all(f["face_pose"] is not None for f in faces)
+    assert all(f["quality"]["unified"]["raw"] >= 0 for f in faces)
     assert lowered["face_total"] == report["face_total"]
 
 

@@ -8,10 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from bench.detect_parity import FIXTURE, iou, load_reference, match_faces
-from models import detector as detector_module
 from models.detector import (
     MTCNNDetector,
     _crops,
@@ -30,9 +28,21 @@ MIN_FACE_SIZES = (12, 20, 29, 30, 31, 40, 64, 100, 200, 400)
 SELFIE = "mtcnn_demo/famous-selfie.jpg"
 
 
+@pytest.fixture(scope="module", params=["openvino", "tensorflow"])
+def detector(request) -> MTCNNDetector:
+    """Both backends: every detection test runs on the serving default and the reference."""
+    det = MTCNNDetector(backend=request.param)
+    det.warm_up()
+    return det
+
+
 @pytest.fixture(scope="module")
-def detector() -> MTCNNDetector:
-    det = MTCNNDetector()
+def tf_detector() -> MTCNNDetector:
+    """The reference backend. TensorFlow is imported only by the tests that use it, never at
+    collection: with it loaded beside OpenVINO, the scan's Ctrl-C test
+    (``tests/app/test_scan.py``) crashed the test process (SIGSEGV on the signal's delivery) in
+    every full run; the serving default never imports TensorFlow."""
+    det = MTCNNDetector(backend="tensorflow")
     det.warm_up()
     return det
 
@@ -339,9 +349,13 @@ def test_invalid_arguments_are_refused(detector):
 
 
 @pytest.mark.parametrize("name", ["pnet", "rnet", "onet"])
-def test_forwards_give_the_package_networks_values(detector, astronaut, name):
+def test_forwards_give_the_package_networks_values(tf_detector, astronaut, name):
     """The PReLU rewrite only changes speed: every output equals the package's own call, but
     PNet's face probability (``FaceLogit``), which is within float rounding of it."""
+    import tensorflow as tf  # here, not at collection: see ``tf_detector``
+
+    from models import detector_tf
+
     image = (astronaut.astype(np.float32) - 127.5) / 128.0
     if name == "pnet":
         sizes = (307, 154, 13)
@@ -355,14 +369,15 @@ def test_forwards_give_the_package_networks_values(detector, astronaut, name):
             size,
         )
         inputs = [tf.constant(patches)]
-    net = getattr(detector, f"_{name}")
-    forward = getattr(detector_module, f"{name}_forward")
+    nets = tf_detector._nets
+    net = getattr(nets, f"_{name}")
+    forward = getattr(detector_tf, f"{name}_forward")
     for x in inputs:
         ref = net(x, training=False)
         if name == "pnet":
             # Box regression as the package's; the face probability by FaceLogit, the same
             # function in other float operations: close to a few float32 ulps, not equal.
-            reg, logit = forward(net, x, detector._pnet_face)
+            reg, logit = forward(net, x, nets._pnet_face)
             face = tf.math.sigmoid(logit)
             assert np.array_equal(reg.numpy(), ref[0].numpy())
             expected = ref[1].numpy()[..., 1:]
@@ -378,8 +393,10 @@ def test_forwards_give_the_package_networks_values(detector, astronaut, name):
 
 
 @pytest.mark.shared_data
-def test_pnet_bands_give_the_whole_levels_values(detector, selfie, astronaut):
+def test_pnet_bands_give_the_whole_levels_values(tf_detector, selfie, astronaut):
     """Cutting the large levels into bands of rows only changes speed, not one value."""
+    import tensorflow as tf
+
     for image in (selfie, astronaut, selfie[:701, :1001]):
         height, width = image.shape[:2]
         levels = pyramid(height, width, 20, 0.709)
@@ -397,14 +414,62 @@ def test_pnet_bands_give_the_whole_levels_values(detector, selfie, astronaut):
             [cv2.resize(image, (int(w), int(h)), interpolation=3).ravel() for h, w in shapes]
         )
         args = (tf.constant(flat), tf.constant(shapes), tf.constant(levels.offsets))
-        cut = [t.numpy() for t in detector._pnet_call(*args, tf.constant(tiles))]
-        ref = [t.numpy() for t in detector._pnet_call(*args, tf.constant(whole))]
+        call = tf_detector._nets._pnet_call
+        cut = [t.numpy() for t in call(*args, tf.constant(tiles))]
+        ref = [t.numpy() for t in call(*args, tf.constant(whole))]
         for a, b in zip(cut, ref, strict=True):
             assert a.shape == b.shape and np.array_equal(a, b)
 
 
-def test_each_network_is_compiled_once(detector):
+def test_each_network_is_compiled_once(tf_detector):
     for shape in [(100, 120, 3), (333, 257, 3), (640, 480, 3)]:
-        detector.detect(np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8))
-    for fn in (detector._pnet_fn, detector._rnet_fn, detector._onet_fn):
+        tf_detector.detect(np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8))
+    nets = tf_detector._nets
+    for fn in (nets._pnet_fn, nets._rnet_fn, nets._onet_fn):
         assert fn.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.shared_data
+def test_openvino_networks_give_tensorflows_values(tf_detector, astronaut, selfie):
+    """The serving backend's networks against the package's Keras models, on every pyramid
+    level and every RNet/ONet candidate of two real images: the same values to float32
+    rounding (the largest differences seen: 2e-7 on probabilities, 5e-7 on regressions)."""
+    ov_detector = MTCNNDetector(backend="openvino")
+    ours, ref = ov_detector._nets, tf_detector._nets
+    for image in (astronaut, selfie):
+        levels = pyramid(*image.shape[:2], 20, 0.709)
+        for a, b in zip(ours.pnet(image, levels), ref.pnet(image, levels), strict=True):
+            assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
+        boxes = tf_detector._stage_pnet(image, levels)
+        patches, _ = _crops(image, boxes, 24)
+        assert len(patches) > 100
+        for a, b in zip(ours.rnet(patches), ref.rnet(patches), strict=True):
+            assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
+        boxes = np.fix(tf_detector._stage_rnet(image, boxes)[:, :4])
+        patches, _ = _crops(image, boxes, 48)
+        assert len(patches) >= 7
+        for a, b in zip(ours.onet(patches), ref.onet(patches), strict=True):
+            assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
+
+
+def test_the_default_backend_runs_without_tensorflow():
+    """OpenVINO is the default, and the process never imports TensorFlow for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from models.detector import MTCNNDetector\n"
+        "d = MTCNNDetector()\n"
+        "d.warm_up()\n"
+        "print(d.backend, len(d.detect(np.zeros((64, 64, 3), np.uint8))), "
+        "'tensorflow' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["openvino", "0", "False"]
+    with pytest.raises(ValueError, match="backend must be one of openvino, tensorflow"):
+        MTCNNDetector(backend="onnx")

@@ -9,6 +9,7 @@ what these tests are about.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import replace
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def test_rolled_face_is_rejected_for_its_pose(pipeline, portrait, gates) -> None
 
 def test_pose_is_measured_below_the_acceptance_gate(pipeline, portrait, policy) -> None:
     """A face between pose_min_confidence and face_threshold is judged on its pose too."""
-    strict = replace(policy, face_threshold=1.0, pose_min_confidence=0.9)
+    strict = replace(policy, face_threshold=1.0, pose_min_confidence=0.9, unified_scope="all")
     face = largest(pipeline, portrait, strict)
     if face.face.confidence >= 1.0:
         pytest.skip("the detector is certain of this face: no gate lies above its confidence")
@@ -178,6 +179,34 @@ def test_pose_is_measured_below_the_acceptance_gate(pipeline, portrait, policy) 
         assert raw(face, name) == NOT_ASSESSED
         assert face.quality.components[name].score == NOT_ASSESSED
     assert face.quality.unified.raw == NOT_ASSESSED
+
+
+def test_pose_is_not_measured_for_low_resolution_faces(pipeline, data_dir, policy) -> None:
+    """famous-selfie: of its 37 faces from pose_min_confidence on, the 26 under
+    min_inter_eye_px (small background faces) get no pose and list no pose reason; the 11
+    others get theirs, and the head-pose components with it, whatever else they fail."""
+    selfie = decode_image((data_dir / "faces/mtcnn_demo/famous-selfie.jpg").read_bytes())
+    faces = pipeline.assess_image(selfie, policy).faces
+    confident = [f for f in faces if policy.needs_pose(f.face)]
+    small = [f for f in confident if "low_resolution" in f.reasons]
+    assert (len(confident), len(small)) == (37, 26)
+    for f in small:
+        assert f.pose is None and not {"pose_yaw", "pose_pitch", "pose_roll"} & set(f.reasons)
+        assert raw(f, "head_pose_yaw") == NOT_ASSESSED
+        assert raw(f, "inter_eye_distance") < policy.min_inter_eye_px
+    posed = [f for f in confident if f not in small]
+    for f in posed:
+        assert f.pose is not None and raw(f, "head_pose_yaw") == round(abs(f.pose.yaw), 4)
+    assert collections.Counter(f.reasons for f in posed) == {
+        (): 4,
+        ("blurry",): 3,
+        ("pose_pitch", "pose_roll"): 2,
+        ("low_confidence",): 1,
+        ("low_confidence", "blurry"): 1,
+    }
+    looser = policy.with_overrides({"min_inter_eye_px": "0"})
+    again = pipeline.assess_image(selfie, looser).faces
+    assert sum(f.pose is not None for f in again) == 37
 
 
 def test_policy_judges_pose_from_pose_min_confidence() -> None:
@@ -194,12 +223,35 @@ def test_policy_judges_pose_from_pose_min_confidence() -> None:
 
 def test_unified_score_follows_the_recogniser(pipeline, portrait, gates) -> None:
     """A face cut by the border (a quarter of it missing) is a worse match for SFace."""
-    whole = largest(pipeline, portrait, gates)
+    every = replace(gates, unified_scope="all")  # the cut face is refused (cropped)
+    whole = largest(pipeline, portrait, every)
     box = whole.face.box
     cut = np.ascontiguousarray(portrait[:, : int(box[0] + 0.75 * box[2])])
-    clean, part = whole.quality.unified, largest(pipeline, cut, gates).quality.unified
+    clean, part = whole.quality.unified, largest(pipeline, cut, every).quality.unified
     assert clean.score > 90
     assert part.raw < clean.raw and part.score < clean.score - 15
+
+
+def test_unified_scope_scores_the_accepted_faces_or_all(pipeline, data_dir, policy) -> None:
+    """Default ``accepted``: the recogniser runs for the faces every gate lets through, and only
+    for them (famous-selfie: 4 of 38); ``all``: for every face with a pose (11: its 26 small
+    background faces get none), with the same scores for the accepted ones."""
+    selfie = decode_image((data_dir / "faces/mtcnn_demo/famous-selfie.jpg").read_bytes())
+    accepted = pipeline.assess_image(selfie, policy)
+    every = pipeline.assess_image(selfie, policy.with_overrides({"unified_scope": "all"}))
+    scored = [f for f in accepted.faces if f.quality.unified.assessed]
+    assert len(accepted.faces) == 38 and len(accepted.accepted) == 4
+    assert [f.face.box for f in scored] == [f.face.box for f in accepted.accepted]
+    for f in accepted.rejected:
+        assert f.quality.unified.raw == NOT_ASSESSED and f.quality.unified.score == NOT_ASSESSED
+    posed = [f for f in every.faces if f.pose is not None]
+    assert len(posed) == 11 and all(f.quality.unified.assessed for f in posed)
+    assert sum(f.quality.unified.assessed for f in every.faces) == 11
+    assert [f.reasons for f in every.faces] == [f.reasons for f in accepted.faces]
+    same = {f.face.box: f.quality.unified for f in every.faces}
+    assert [same[f.face.box] for f in scored] == [f.quality.unified for f in scored]
+    with pytest.raises(ValueError, match="unified_scope must be one of accepted, all"):
+        policy.with_overrides({"unified_scope": "some"})
 
 
 def test_every_override_changes_its_gate(pipeline, portrait, gates) -> None:

@@ -1,0 +1,213 @@
+"""MTCNN's three networks on OpenVINO, built from the ``mtcnn`` package's weight files.
+
+The package (1.0.0) keeps each network's Keras weights in a joblib file
+(``mtcnn/assets/weights/{pnet,rnet,onet}.lz4``); the file is found with
+``importlib.util.find_spec`` (the package, which imports TensorFlow, is never imported) and read
+with ``joblib``. The layers are rebuilt with OpenVINO's operations in the order of the package's
+``call`` methods:
+
+- convolutions ``valid``, stride 1, kernels HWIO -> OIHW;
+- PReLU with one slope per channel (RNet's and ONet's dense PReLU: one per unit):
+  ``max(x, 0) + a * min(x, 0)``;
+- max pooling with Keras' ``same`` (TensorFlow's: the extra padding row at the end, padded
+  cells ignored) or ``valid`` padding;
+- ``Permute((2, 1, 3))`` + ``Flatten``: the NHWC map read in (W, H, C) order before the dense
+  layers;
+- the two-class softmax's face probability: for PNet the sigmoid of the face-minus-background
+  logit (one 1x1 output channel, as ``models.detector_tf.FaceLogit`` does it), for RNet and ONet the
+  softmax itself.
+
+Inputs are NHWC uint8 images (PNet, any size) or float32 patches already normalised to
+``(v - 127.5) / 128`` (RNet 24x24, ONet 48x48, any count); PNet normalises in its graph.
+
+Why not TensorFlow at serving time: per call, TensorFlow's executor costs about as much as
+these small networks' arithmetic (RNet's 135 candidates of the astronaut: 11 ms against a few
+ms of work), its import and graph tracing take seconds of start-up and hundreds of MB, and its
+thread pool competes with the other runtimes'. The TensorFlow networks (``models.detector_tf``)
+stay as the reference the tests compare these against.
+
+Thread safety: ``OpenVINONetworks``' methods may be called from several threads
+(``models.openvino_net.CompiledNetwork``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import importlib.util
+import os
+from pathlib import Path
+
+import cv2
+import joblib
+import numpy as np
+import openvino as ov
+import openvino.opset13 as ops
+
+from models.detector import Pyramid
+from models.openvino_net import CompiledNetwork
+
+_NORM_SHIFT = 127.5
+_NORM_SCALE = 0.0078125  # 1 / 128
+
+
+class MTCNNWeightsError(RuntimeError):
+    """The mtcnn package's weight files are missing or not the expected layers."""
+
+
+def weights_folder() -> Path:
+    """The ``mtcnn`` package's ``assets/weights`` folder, located without importing it.
+
+    Raises:
+        MTCNNWeightsError: the package is not installed or has no weight files.
+    """
+    spec = importlib.util.find_spec("mtcnn")
+    for root in list(spec.submodule_search_locations or []) if spec else []:
+        folder = Path(root) / "assets" / "weights"
+        if (folder / "pnet.lz4").is_file():
+            return folder
+    raise MTCNNWeightsError("mtcnn's weight files not found: install mtcnn==1.0.0")
+
+
+def load_weights(name: str, folder: Path | None = None) -> list[np.ndarray]:
+    """Read one network's Keras weight list (``pnet``, ``rnet`` or ``onet``)."""
+    path = (folder or weights_folder()) / f"{name}.lz4"
+    try:
+        weights = joblib.load(path)
+    except (OSError, ValueError, EOFError) as exc:
+        raise MTCNNWeightsError(f"cannot read {path}: {exc}") from None
+    return [np.asarray(w, dtype=np.float32) for w in weights]
+
+
+def _const(value: np.ndarray) -> ov.Node:
+    return ops.constant(np.ascontiguousarray(value, dtype=np.float32))
+
+
+def _conv(x: ov.Node, kernel: np.ndarray, bias: np.ndarray) -> ov.Node:
+    """Keras ``Conv2D`` (valid, stride 1) on an NCHW tensor; ``kernel`` is HWIO."""
+    y = ops.convolution(x, _const(kernel.transpose(3, 2, 0, 1)), [1, 1], [0, 0], [0, 0], [1, 1])
+    return ops.add(y, _const(bias.reshape(1, -1, 1, 1)))
+
+
+def _prelu(x: ov.Node, alpha: np.ndarray, spatial: bool = True) -> ov.Node:
+    """Keras ``PReLU``: ``relu(x) - alpha * relu(-x)``, one slope per channel (or unit)."""
+    slope = alpha.reshape(1, -1, 1, 1) if spatial else alpha.reshape(1, -1)
+    return ops.add(ops.relu(x), ops.multiply(_const(slope), ops.minimum(x, _const(np.zeros(())))))
+
+
+def _pool(x: ov.Node, size: int, same: bool) -> ov.Node:
+    """Keras ``MaxPooling2D`` with stride 2."""
+    pad = "same_upper" if same else "valid"
+    return ops.max_pool(x, [2, 2], [1, 1], [0, 0], [0, 0], [size, size], "floor", pad).output(0)
+
+
+def _dense(x: ov.Node, weights: np.ndarray, bias: np.ndarray) -> ov.Node:
+    return ops.add(ops.matmul(x, _const(weights), False, False), _const(bias))
+
+
+def _flatten_whc(x: ov.Node) -> ov.Node:
+    """Keras ``Permute((2, 1, 3))`` then ``Flatten`` of the NHWC map, from NCHW: (N, W*H*C)."""
+    x = ops.transpose(x, ops.constant(np.array([0, 3, 2, 1], dtype=np.int64)))
+    return ops.reshape(x, ops.constant(np.array([0, -1], dtype=np.int64)), True)
+
+
+def _nchw(x: ov.Node) -> ov.Node:
+    return ops.transpose(x, ops.constant(np.array([0, 3, 1, 2], dtype=np.int64)))
+
+
+def _face_probability(x: ov.Node, kernel: np.ndarray, bias: np.ndarray) -> ov.Node:
+    """The face output of a two-class 1x1 softmax convolution: sigmoid(face - background)."""
+    diff_kernel = kernel[..., 1:] - kernel[..., :1]
+    diff_bias = bias[1:] - bias[:1]
+    return ops.sigmoid(_conv(x, diff_kernel, diff_bias))
+
+
+def pnet_model(w: list[np.ndarray]) -> ov.Model:
+    """PNet on a (1, H, W, 3) uint8 image: [regression (1, h, w, 4), face prob (1, h, w)]."""
+    image = ops.parameter([1, -1, -1, 3], ov.Type.u8, name="image")
+    x = ops.convert(image, ov.Type.f32)
+    x = ops.multiply(ops.subtract(x, _const(np.array(_NORM_SHIFT))), _const(np.array(_NORM_SCALE)))
+    x = _nchw(x)
+    x = _pool(_prelu(_conv(x, w[0], w[1]), w[2]), 2, same=True)
+    x = _prelu(_conv(x, w[3], w[4]), w[5])
+    x = _prelu(_conv(x, w[6], w[7]), w[8])
+    reg = ops.transpose(_conv(x, w[9], w[10]), ops.constant(np.array([0, 2, 3, 1], np.int64)))
+    prob = ops.squeeze(_face_probability(x, w[11], w[12]), ops.constant(np.array([1], np.int64)))
+    return ov.Model([reg.output(0), prob.output(0)], [image], "pnet")
+
+
+def rnet_model(w: list[np.ndarray]) -> ov.Model:
+    """RNet on (N, 24, 24, 3) normalised patches: [regression (N, 4), probabilities (N, 2)]."""
+    patches = ops.parameter([-1, 24, 24, 3], ov.Type.f32, name="patches")
+    x = _nchw(patches)
+    x = _pool(_prelu(_conv(x, w[0], w[1]), w[2]), 3, same=True)
+    x = _pool(_prelu(_conv(x, w[3], w[4]), w[5]), 3, same=False)
+    x = _prelu(_conv(x, w[6], w[7]), w[8])
+    x = _prelu(_dense(_flatten_whc(x), w[9], w[10]), w[11], spatial=False)
+    reg = _dense(x, w[12], w[13])
+    prob = ops.softmax(_dense(x, w[14], w[15]), 1)
+    return ov.Model([reg.output(0), prob.output(0)], [patches], "rnet")
+
+
+def onet_model(w: list[np.ndarray]) -> ov.Model:
+    """ONet on (N, 48, 48, 3) normalised patches: [regression (N, 4), landmarks (N, 10),
+    probabilities (N, 2)]."""
+    patches = ops.parameter([-1, 48, 48, 3], ov.Type.f32, name="patches")
+    x = _nchw(patches)
+    x = _pool(_prelu(_conv(x, w[0], w[1]), w[2]), 3, same=True)
+    x = _pool(_prelu(_conv(x, w[3], w[4]), w[5]), 3, same=False)
+    x = _pool(_prelu(_conv(x, w[6], w[7]), w[8]), 2, same=True)
+    x = _prelu(_conv(x, w[9], w[10]), w[11])
+    x = _prelu(_dense(_flatten_whc(x), w[12], w[13]), w[14], spatial=False)
+    reg = _dense(x, w[15], w[16])
+    marks = _dense(x, w[17], w[18])
+    prob = ops.softmax(_dense(x, w[19], w[20]), 1)
+    return ov.Model([reg.output(0), marks.output(0), prob.output(0)], [patches], "onet")
+
+
+class OpenVINONetworks:
+    """PNet, RNet and ONet compiled for the CPU (``models.detector.Networks``).
+
+    PNet: each pyramid level is resized and run as its own job, ``threads`` jobs side by side
+    (largest level first), on a model with as many single-threaded streams; RNet and ONet: all
+    candidates in one call on ``threads`` threads. Measured on the 2-core VM (same process,
+    alternating; ms): resize + PNet astronaut 22 / famous-selfie 77 this way against 23-29 /
+    90-113 for the levels one after another on two threads (TensorFlow's banded call: 26 /
+    83); RNet and ONet one call on two threads was as fast as any split into chunks run side
+    by side (famous-selfie's 1317 RNet candidates 57 ms, 332 ONet 95 ms; TensorFlow 65 / 108;
+    the astronaut's 7 ONet candidates 1.9 ms against TensorFlow's 5.2).
+    """
+
+    name = "openvino"
+
+    def __init__(self, threads: int = 0, folder: Path | None = None) -> None:
+        folder = folder or weights_folder()
+        self.threads = threads or os.cpu_count() or 1
+        self._pnet = CompiledNetwork(
+            pnet_model(load_weights("pnet", folder)), self.threads, streams=self.threads
+        )
+        self._rnet = CompiledNetwork(rnet_model(load_weights("rnet", folder)), self.threads)
+        self._onet = CompiledNetwork(onet_model(load_weights("onet", folder)), self.threads)
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="pnet")
+
+    def _level(self, image: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
+        height, width = shape
+        level = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        return self._pnet(level[None])
+
+    def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
+        shapes = [(int(h), int(w)) for h, w in levels.shapes]  # largest first
+        outputs = list(self._pool.map(functools.partial(self._level, image), shapes))
+        probs = np.concatenate([prob.reshape(-1) for _, prob in outputs])
+        regs = np.concatenate([reg.reshape(-1, 4) for reg, _ in outputs])
+        return probs, regs
+
+    def rnet(self, patches: np.ndarray) -> list[np.ndarray]:
+        return self._rnet(patches)
+
+    def onet(self, patches: np.ndarray) -> list[np.ndarray]:
+        return self._onet(patches)
+
+    def warm_up(self) -> None:
+        self._rnet(np.zeros((2, 24, 24, 3), np.float32))
+        self._onet(np.zeros((2, 48, 48, 3), np.float32))
