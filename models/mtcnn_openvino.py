@@ -165,18 +165,59 @@ def onet_model(w: list[np.ndarray]) -> ov.Model:
     return ov.Model([reg.output(0), marks.output(0), prob.output(0)], [patches], "onet")
 
 
+def _bounded(model: ov.Model, size: int, chunk: int) -> ov.Model:
+    """The patch network with its batch bounded to ``chunk``: the intermediate buffers an infer
+    request keeps for reuse stay the size of one chunk, not of the largest call seen."""
+    model.reshape({model.input(0): ov.PartialShape([ov.Dimension(1, chunk), size, size, 3])})
+    return model
+
+
+class PatchNetwork:
+    """RNet or ONet over any number of patches, in chunks of at most ``chunk``.
+
+    Up to one chunk runs as one call on ``threads`` threads; more run chunk by chunk,
+    ``threads`` chunks side by side on as many single-threaded streams (famous-selfie's 1317
+    RNet candidates, 2-core VM: 56 ms in chunks of 64 against 57 ms in one call; its 332 ONet
+    candidates 87 ms in chunks of 16 against 95; the astronaut's 7 ONet candidates 1.9 ms in
+    one call on two threads against 4.1 on one). Bounded chunks also bound memory: one call on
+    all of famous-selfie's candidates left the service 620 MB larger.
+    """
+
+    def __init__(
+        self,
+        model: ov.Model,
+        size: int,
+        chunk: int,
+        threads: int,
+        pool: concurrent.futures.Executor,
+    ) -> None:
+        self.chunk = chunk
+        self._whole = CompiledNetwork(_bounded(model, size, chunk), threads)
+        self._split = CompiledNetwork(_bounded(model.clone(), size, chunk), threads, threads)
+        self._pool = pool
+
+    def __call__(self, patches: np.ndarray) -> list[np.ndarray]:
+        if len(patches) <= self.chunk:
+            return self._whole(patches)
+        parts = [patches[i : i + self.chunk] for i in range(0, len(patches), self.chunk)]
+        results = list(self._pool.map(self._split, parts))
+        return [np.concatenate(outputs) for outputs in zip(*results, strict=True)]
+
+
 class OpenVINONetworks:
     """PNet, RNet and ONet compiled for the CPU (``models.detector.Networks``).
 
     PNet: each pyramid level is resized and run as its own job, ``threads`` jobs side by side
-    (largest level first), on a model with as many single-threaded streams; RNet and ONet: all
-    candidates in one call on ``threads`` threads. Measured on the 2-core VM (same process,
-    alternating; ms): resize + PNet astronaut 22 / famous-selfie 77 this way against 23-29 /
-    90-113 for the levels one after another on two threads (TensorFlow's banded call: 26 /
-    83); RNet and ONet one call on two threads was as fast as any split into chunks run side
-    by side (famous-selfie's 1317 RNet candidates 57 ms, 332 ONet 95 ms; TensorFlow 65 / 108;
-    the astronaut's 7 ONet candidates 1.9 ms against TensorFlow's 5.2).
+    (largest level first), on a model with as many single-threaded streams; RNet and ONet in
+    chunks (``PatchNetwork``). Measured on the 2-core VM (same process, alternating; ms):
+    resize + PNet astronaut 22 / famous-selfie 77 this way against 23-29 / 90-113 for the
+    levels one after another on two threads (TensorFlow's banded call: 26 / 83); famous-selfie's
+    1317 RNet and 332 ONet candidates 56 and 87 ms (TensorFlow 65 / 108); the astronaut's 7
+    ONet candidates 1.9 ms (TensorFlow 5.2).
     """
+
+    RNET_CHUNK = 64
+    ONET_CHUNK = 16
 
     name = "openvino"
 
@@ -186,9 +227,13 @@ class OpenVINONetworks:
         self._pnet = CompiledNetwork(
             pnet_model(load_weights("pnet", folder)), self.threads, streams=self.threads
         )
-        self._rnet = CompiledNetwork(rnet_model(load_weights("rnet", folder)), self.threads)
-        self._onet = CompiledNetwork(onet_model(load_weights("onet", folder)), self.threads)
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="pnet")
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="mtcnn")
+        self._rnet = PatchNetwork(
+            rnet_model(load_weights("rnet", folder)), 24, self.RNET_CHUNK, self.threads, self._pool
+        )
+        self._onet = PatchNetwork(
+            onet_model(load_weights("onet", folder)), 48, self.ONET_CHUNK, self.threads, self._pool
+        )
 
     def _level(self, image: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
         height, width = shape
@@ -209,5 +254,6 @@ class OpenVINONetworks:
         return self._onet(patches)
 
     def warm_up(self) -> None:
-        self._rnet(np.zeros((2, 24, 24, 3), np.float32))
-        self._onet(np.zeros((2, 48, 48, 3), np.float32))
+        for network, size in ((self._rnet, 24), (self._onet, 48)):
+            network(np.zeros((2, size, size, 3), np.float32))
+            network(np.zeros((network.chunk * self.threads, size, size, 3), np.float32))
