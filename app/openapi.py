@@ -256,8 +256,8 @@ def _upload_parameters() -> list[dict[str, Any]]:
             "name": "unified_scope",
             "in": "query",
             "description": "Which faces get the unified score: `accepted` (those every gate "
-            "lets through) or `all` (every face pose is measured for); default: setting "
-            "unified_scope.",
+            "lets through) or `all` (every detection from pose_min_confidence on); default: "
+            "setting unified_scope.",
             "schema": {"type": "string", "enum": list(UNIFIED_SCOPES)},
         },
     ]

@@ -44,7 +44,7 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
-from models.detector import Pyramid
+from models.detector import _CELL, Pyramid
 from models.openvino_net import CompiledNetwork
 
 _NORM_SHIFT = 127.5
@@ -172,6 +172,21 @@ def _bounded(model: ov.Model, size: int, chunk: int) -> ov.Model:
     return model
 
 
+def pnet_bands(height: int, width: int, max_pixels: int) -> list[tuple[int, int]]:
+    """Cut a pyramid level into bands of input rows ``[first, end)`` of at most about
+    ``max_pixels`` pixels, whose PNet outputs, one after the other, are the whole level's.
+
+    PNet's output rows ``[a, b)`` read input rows ``[2a, 2b + 10)`` (a 12-row window, stride
+    2); a band starting at an even row pools the same row pairs as the whole level, so its
+    outputs are those rows of the whole level's. A level under ``max_pixels`` is one band.
+    """
+    rows = (height - 2 + 1) // 2 - 4  # PNet's output rows (models.detector._pnet_output_shapes)
+    step = max(1, (max_pixels // max(1, width) - (_CELL - 2)) // 2)
+    if rows <= step:
+        return [(0, height)]
+    return [(2 * a, min(height, 2 * min(a + step, rows) + _CELL - 2)) for a in range(0, rows, step)]
+
+
 class PatchNetwork:
     """RNet or ONet over any number of patches, in chunks of at most ``chunk``.
 
@@ -207,8 +222,9 @@ class PatchNetwork:
 class OpenVINONetworks:
     """PNet, RNet and ONet compiled for the CPU (``models.detector.Networks``).
 
-    PNet: each pyramid level is resized and run as its own job, ``threads`` jobs side by side
-    (largest level first), on a model with as many single-threaded streams; RNet and ONet in
+    PNet: the levels are resized side by side, then each level (or band of one, ``pnet_bands``)
+    is its own job, ``threads`` jobs side by side (largest level first), on a model with as
+    many single-threaded streams; RNet and ONet in
     chunks (``PatchNetwork``). Measured on the 2-core VM (same process, alternating; ms):
     resize + PNet astronaut 22 / famous-selfie 77 this way against 23-29 / 90-113 for the
     levels one after another on two threads (TensorFlow's banded call: 26 / 83); famous-selfie's
@@ -218,6 +234,11 @@ class OpenVINONetworks:
 
     RNET_CHUNK = 64
     ONET_CHUNK = 16
+    # PNet runs on bands of at most about this many input pixels (whole levels below it): an
+    # infer request keeps buffers the size of the largest input it has seen, and PNet's first
+    # activations are 13 floats a pixel (a 40 MP image's first level: 14 MP). Bands bound the
+    # service's peak memory: 40 MP peaked at 4988 MB on whole levels.
+    BAND_PIXELS = 1_000_000
 
     name = "openvino"
 
@@ -235,14 +256,23 @@ class OpenVINONetworks:
             onet_model(load_weights("onet", folder)), 48, self.ONET_CHUNK, self.threads, self._pool
         )
 
-    def _level(self, image: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
+    def _resize(self, image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         height, width = shape
-        level = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-        return self._pnet(level[None])
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+    def _band(self, job: tuple[np.ndarray, int, int]) -> list[np.ndarray]:
+        level, first, end = job
+        return self._pnet(level[None, first:end])
 
     def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
         shapes = [(int(h), int(w)) for h, w in levels.shapes]  # largest first
-        outputs = list(self._pool.map(functools.partial(self._level, image), shapes))
+        resized = list(self._pool.map(functools.partial(self._resize, image), shapes))
+        jobs = [
+            (level, first, end)
+            for level in resized
+            for first, end in pnet_bands(*level.shape[:2], self.BAND_PIXELS)
+        ]
+        outputs = list(self._pool.map(self._band, jobs))
         probs = np.concatenate([prob.reshape(-1) for _, prob in outputs])
         regs = np.concatenate([reg.reshape(-1, 4) for reg, _ in outputs])
         return probs, regs

@@ -15,7 +15,8 @@ where they can still change something:
   famous-selfie: 26 of its 37 confident faces, its small background faces). A face without a
   pose reports ``pose = None`` and unassessed (-1) pose components, and is not judged on pose;
 - the recogniser for the faces every gate let through (``unified_scope`` ``accepted``), or
-  every face with a pose (``all``); the others report an unassessed unified score.
+  every detection from ``pose_min_confidence`` on (``all``, low-resolution ones included); the
+  others report an unassessed unified score.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ OVERRIDE_BOUNDS: dict[str, tuple[float, float]] = {
 }
 # Which faces get the unified score (two recogniser passes each): ``accepted``, the faces that
 # pass every other gate (a face already refused needs no ranking; on a crowd most are refused
-# for their size), or ``all``, every face pose is measured for (what ``bench/edc.py`` orders).
+# for their size), or ``all``, every detection from pose_min_confidence on (what ``bench/edc.py``
+# orders).
 UNIFIED_SCOPES: tuple[str, ...] = ("accepted", "all")
 
 
@@ -162,8 +164,9 @@ class Policy:
         )
 
     def needs_unified(self, face: Face, reasons: Sequence[str]) -> bool:
-        """Whether the unified score is measured: pose is (``needs_pose``) and, in the
-        ``accepted`` scope, the face passes every other gate."""
+        """Whether the unified score is measured: the face is confident enough to be a face
+        and not too small (``needs_pose``'s test, whatever its resolution) and, in the
+        ``accepted`` scope, passes every other gate."""
         return self.needs_pose(face) and (self.unified_scope == "all" or not reasons)
 
     def reasons(
@@ -399,10 +402,10 @@ class Pipeline:
         ]
 
         # The unified score is not a gate: it ranks the faces the gates let through (or, in
-        # the ``all`` scope, every face with a pose), so it runs after them.
+        # the ``all`` scope, every confident detection), so it runs after them.
         t = time.perf_counter()
         unified: list[Measurement] = [UNASSESSED] * len(faces)
-        scored = [i for i in wanted if policy.needs_unified(faces[i], reasons[i])]
+        scored = [i for i, f in enumerate(faces) if policy.needs_unified(f, reasons[i])]
         if self.unified is not None and scored:
             with cores_shared(self.budget.active > 1):
                 measured_u = self.unified.assess([aligned[i] for i in scored])

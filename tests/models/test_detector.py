@@ -473,3 +473,21 @@ def test_the_default_backend_runs_without_tensorflow():
     assert out.stdout.split() == ["openvino", "0", "False"]
     with pytest.raises(ValueError, match="backend must be one of openvino, tensorflow"):
         MTCNNDetector(backend="onnx")
+
+
+@pytest.mark.shared_data
+def test_openvino_pnet_bands_give_the_whole_levels_values(selfie, astronaut):
+    """PNet on bands of rows (``pnet_bands``, which bound memory on large images) gives every
+    level's whole map: forced into bands of 20 000 pixels, the same values to float rounding."""
+    from models.mtcnn_openvino import OpenVINONetworks, pnet_bands
+
+    assert pnet_bands(100, 100, 1_000_000) == [(0, 100)]
+    assert pnet_bands(101, 100, 3_000) == [(0, 30), (20, 50), (40, 70), (60, 90), (80, 101)]
+    whole = OpenVINONetworks()
+    banded = OpenVINONetworks()
+    banded.BAND_PIXELS = 20_000
+    for image in (selfie, astronaut):
+        levels = pyramid(*image.shape[:2], 20, 0.709)
+        assert len(pnet_bands(*levels.shapes[0], banded.BAND_PIXELS)) > 5
+        for a, b in zip(banded.pnet(image, levels), whole.pnet(image, levels), strict=True):
+            assert a.shape == b.shape and np.abs(a - b).max() < 1e-5

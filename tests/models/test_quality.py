@@ -234,8 +234,9 @@ def test_unified_score_follows_the_recogniser(pipeline, portrait, gates) -> None
 
 def test_unified_scope_scores_the_accepted_faces_or_all(pipeline, data_dir, policy) -> None:
     """Default ``accepted``: the recogniser runs for the faces every gate lets through, and only
-    for them (famous-selfie: 4 of 38); ``all``: for every face with a pose (11: its 26 small
-    background faces get none), with the same scores for the accepted ones."""
+    for them (famous-selfie: 4 of 38); ``all``: for every detection from pose_min_confidence on
+    (37, the 26 small background faces without a pose included), with the same scores for the
+    accepted ones."""
     selfie = decode_image((data_dir / "faces/mtcnn_demo/famous-selfie.jpg").read_bytes())
     accepted = pipeline.assess_image(selfie, policy)
     every = pipeline.assess_image(selfie, policy.with_overrides({"unified_scope": "all"}))
@@ -246,7 +247,9 @@ def test_unified_scope_scores_the_accepted_faces_or_all(pipeline, data_dir, poli
         assert f.quality.unified.raw == NOT_ASSESSED and f.quality.unified.score == NOT_ASSESSED
     posed = [f for f in every.faces if f.pose is not None]
     assert len(posed) == 11 and all(f.quality.unified.assessed for f in posed)
-    assert sum(f.quality.unified.assessed for f in every.faces) == 11
+    confident = [f for f in every.faces if policy.needs_pose(f.face)]
+    assert len(confident) == 37 and all(f.quality.unified.assessed for f in confident)
+    assert sum(f.quality.unified.assessed for f in every.faces) == 37
     assert [f.reasons for f in every.faces] == [f.reasons for f in accepted.faces]
     same = {f.face.box: f.quality.unified for f in every.faces}
     assert [same[f.face.box] for f in scored] == [f.quality.unified for f in scored]
