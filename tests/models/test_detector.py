@@ -39,9 +39,7 @@ def detector(request) -> MTCNNDetector:
 @pytest.fixture(scope="module")
 def tf_detector() -> MTCNNDetector:
     """The reference backend. TensorFlow is imported only by the tests that use it, never at
-    collection: with it loaded beside OpenVINO, the scan's Ctrl-C test
-    (``tests/app/test_scan.py``) crashed the test process (SIGSEGV on the signal's delivery) in
-    every full run; the serving default never imports TensorFlow."""
+    collection, so the rest of the suite runs as the service does: without it."""
     det = MTCNNDetector(backend="tensorflow")
     det.warm_up()
     return det
