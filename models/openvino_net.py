@@ -25,7 +25,7 @@ def core() -> ov.Core:
     """The process's one OpenVINO ``Core``, kept for its lifetime: every model is read and
     compiled through it. With a throw-away ``Core`` per model (compiled models outliving the
     core that built them), the test suite crashed with SIGSEGV in every full run, in the scan's
-    Ctrl-C test or under the OpenAPI fuzzing; with one core, no run has (six full runs, and two
+    Ctrl-C test or under the OpenAPI fuzzing; with one core, no run has (five full runs, and two
     runs of the sequence that crashed, TensorFlow loaded)."""
     return ov.Core()
 
