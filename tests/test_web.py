@@ -55,6 +55,14 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     session.quit()
 
 
+def complete_json(path: Path) -> Any:
+    """The JSON document in ``path``, or None while the file is missing or not yet complete."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 120.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -200,8 +208,8 @@ def test_upload_shows_the_face_its_measures_and_downloads(server, browser, data_
     ]
     buttons[0].click()
     report_file = browser.downloads / "img11-report.json"
-    wait_for(report_file.is_file, 30, "the report download")
-    report = json.loads(report_file.read_text(encoding="utf-8"))
+    # Chromium may show the file before its bytes are in: wait for the whole document.
+    report = wait_for(lambda: complete_json(report_file), 30, "the report download")
     assert report["filename"] == "img11.jpg"
     assert (report["face_total"], len(report["resp"]), report["rejected"]) == (1, 1, [])
     assert report["resp"][0]["face_confidence"] == face["face_confidence"]
