@@ -257,7 +257,7 @@ def build_models() -> tuple[Assessor, Policy]:
 
     settings = load_settings()
     configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
-    configure_threads(settings.tf_threads, settings.torch_threads)
+    configure_threads(settings.torch_threads)
     return build_pipeline(settings), default_policy(settings)
 
 

@@ -8,26 +8,22 @@ import os
 log = logging.getLogger(__name__)
 
 
-def configure_threads(tf_threads: int, torch_threads: int) -> tuple[int, int]:
-    """Give torch (the pose network's export, and its ONNX Runtime session) its thread count.
+def configure_threads(torch_threads: int) -> int:
+    """Give torch its thread count (0: the CPU count); call it before torch runs an op.
 
-    Must be called before torch runs an op; 0 means "the CPU count". ``torch_threads`` is
-    torch's thread count, which the pose network's ONNX Runtime session takes as its intra-op
-    thread count (``models.ort``). ``tf_threads`` is the detector's (``MTCNNDetector(threads=)``:
-    OpenVINO's PNet streams and RNet/ONet threads, or TensorFlow's inter-op threads with
-    ``backend: tensorflow``); it is passed to the detector when it is built and only returned
-    here (TensorFlow is not imported unless that backend is chosen).
+    torch builds and exports the pose networks at start-up, and Hopenet's ONNX Runtime session
+    takes this count as its intra-op threads (``models.ort``). The detector's threads are its
+    own (``MTCNNDetector(threads=)``, setting ``tf_threads``), and OpenVINO's models take theirs
+    when compiled.
 
     Returns:
-        The (detector, torch) thread counts applied.
+        The torch thread count applied.
     """
-    cpus = os.cpu_count() or 1
-    tf_n = tf_threads or cpus
-    torch_n = torch_threads or cpus
+    torch_n = torch_threads or os.cpu_count() or 1
     import torch
 
     torch.set_num_threads(torch_n)
-    return tf_n, torch_n
+    return torch_n
 
 
 def configure_logging(level: str) -> None:

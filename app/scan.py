@@ -452,7 +452,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"faceq scan: {exc}", file=sys.stderr)
         return 2
     configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
-    configure_threads(settings.tf_threads, settings.torch_threads)
+    configure_threads(settings.torch_threads)
     try:
         options.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -130,7 +130,7 @@ def serve() -> int:
         print(f"faceq: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    configure_threads(settings.tf_threads, settings.torch_threads)
+    configure_threads(settings.torch_threads)
     try:
         services, generated = build_services(settings)
     except OSError as exc:

@@ -426,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.settings import load_settings
 
     settings = load_settings()
-    configure_threads(settings.tf_threads, settings.torch_threads)
+    configure_threads(settings.torch_threads)
     pipeline = build_pipeline(settings)
     photos = identity_photos(data_dir)
     if args.photos:

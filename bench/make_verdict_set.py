@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.runtime import configure_threads
     from models.detector import MTCNNDetector
 
-    configure_threads(0, 0)
+    configure_threads(0)
     portraits = clean_portraits(data_dir)
     if args.portraits:
         portraits = portraits[: args.portraits]

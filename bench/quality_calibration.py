@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--marked", type=Path, default=None)
     args = parser.parse_args(argv)
     settings = load_settings()
-    configure_threads(settings.tf_threads, settings.torch_threads)
+    configure_threads(settings.torch_threads)
     # Every posed face's unified score, refused or not: the calibration compares them all.
     pipeline = build_pipeline(settings)
     policy = replace(default_policy(settings), unified_scope="all")

@@ -319,7 +319,7 @@ def run_yardstick(script: Path, image: Path, repeats: int) -> dict[str, Any]:
 _PARITY = """
 import runpy, sys
 from app.runtime import configure_threads
-configure_threads(0, 0)  # the service's thread settings, so parity is checked as it serves
+configure_threads(0)  # the service's thread settings, so parity is checked as it serves
 sys.argv = [sys.argv[1], "--data", sys.argv[2]]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -519,7 +519,7 @@ def hardware_limit(images: list[Path]) -> dict[str, Any]:
 
     from app.runtime import configure_threads
 
-    configure_threads(0, 0)
+    configure_threads(0)
     from models.detector import MTCNNDetector
 
     # The same networks and candidates on either backend; the Keras models give the layer shapes.

@@ -62,7 +62,7 @@ def save(session, path: Path) -> None:
 
 def main() -> int:
     data = shared_data_dir()
-    configure_threads(0, 0)
+    configure_threads(0)
     pipeline = build_pipeline(Settings())
     with tempfile.TemporaryDirectory() as tmp:
         live = start_server(make_settings(data_dir=str(Path(tmp) / "var")), pipeline)

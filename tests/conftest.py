@@ -46,7 +46,7 @@ def pipeline():
     from app.runtime import configure_threads
     from app.settings import Settings
 
-    configure_threads(0, 0)
+    configure_threads(0)
     return build_pipeline(Settings())
 
 
