@@ -251,14 +251,13 @@ def format_table(figures: dict[str, Any]) -> str:
 
 def build_models() -> tuple[Assessor, Policy]:
     """The service's pipeline and default policy from the settings (models loaded, warmed)."""
-    from app.models_state import build_pipeline, default_policy
-    from app.runtime import configure_logging, configure_threads
+    from app.models_state import load_models
+    from app.runtime import configure_logging
     from app.settings import load_settings
 
     settings = load_settings()
     configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
-    configure_threads(settings.torch_threads)
-    return build_pipeline(settings), default_policy(settings)
+    return load_models(settings)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -57,6 +57,15 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return pipeline
 
 
+def load_models(settings: Settings) -> tuple[Pipeline, Policy]:
+    """What the command-line tools need: torch's threads set, the pipeline built and warmed,
+    and the default policy (``scan``, ``eval-verdicts``, the benches)."""
+    from app.runtime import configure_threads
+
+    configure_threads(settings.torch_threads)
+    return build_pipeline(settings), default_policy(settings)
+
+
 def default_policy(settings: Settings) -> Policy:
     """The gates from the settings; requests may override them within bounds."""
     return Policy(

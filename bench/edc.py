@@ -421,18 +421,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (data_dir / "faces" / "faces_info.csv").is_file():
         print(f"no shared data at {data_dir} (set FACEQ_TEST_DATA or --data)", file=sys.stderr)
         return 2
-    from app.models_state import build_pipeline, default_policy
-    from app.runtime import configure_threads
+    from app.models_state import load_models
     from app.settings import load_settings
 
-    settings = load_settings()
-    configure_threads(settings.torch_threads)
-    pipeline = build_pipeline(settings)
+    pipeline, default = load_models(load_settings())
     photos = identity_photos(data_dir)
     if args.photos:
         photos = photos[: args.photos]
     # Every face's unified score, refused or not: the EDC orders them all.
-    policy = replace(default_policy(settings), unified_scope="all")
+    policy = replace(default, unified_scope="all")
     started = time.perf_counter()
     samples, left_out = measure(
         photos, data_dir, pipeline, policy, pipeline.recognizer, args.max_side

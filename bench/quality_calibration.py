@@ -32,8 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from app.eval_verdicts import NO_FACE, Outcome, judged_face, read_labels  # noqa: E402
-from app.models_state import build_pipeline, default_policy  # noqa: E402
-from app.runtime import configure_threads  # noqa: E402
+from app.models_state import load_models  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 from models.decode import decode_image  # noqa: E402
 from models.quality.measures import COMPONENT_NAMES  # noqa: E402
@@ -47,11 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("labels", type=Path)
     parser.add_argument("--marked", type=Path, default=None)
     args = parser.parse_args(argv)
+    # Every confident face's unified score, refused or not: the calibration compares them all.
     settings = load_settings()
-    configure_threads(settings.torch_threads)
-    # Every posed face's unified score, refused or not: the calibration compares them all.
-    pipeline = build_pipeline(settings)
-    policy = replace(default_policy(settings), unified_scope="all")
+    pipeline, default = load_models(settings)
+    policy = replace(default, unified_scope="all")
     folder = args.labels.parent
     raws: dict[str, dict[str, list[float]]] = collections.defaultdict(
         lambda: collections.defaultdict(list)
