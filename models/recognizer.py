@@ -26,7 +26,6 @@ Thread safety: ``embed`` may be called from several threads at once.
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib.util
 import logging
 import os
@@ -40,7 +39,6 @@ from google.protobuf.message import DecodeError
 
 from models.openvino_net import CompiledNetwork
 from models.openvino_net import core as openvino_core
-from models.pose import are_cores_shared
 
 log = logging.getLogger(__name__)
 
@@ -228,15 +226,7 @@ class SFaceRecognizer:
         self.path = Path(model_path) if model_path else default_model_path()
         self.threads = threads or os.cpu_count() or 1
         self._network = compile_sface(load_sface_graph(self.path), self.threads)
-        self._pool = (
-            concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="sface")
-            if self.threads > 1
-            else None
-        )
         log.info("SFace loaded from %s in %.2f s", self.path, time.perf_counter() - started)
-
-    def _run(self, blob: np.ndarray) -> np.ndarray:
-        return self._network(blob[None])[0][0]
 
     def embed(self, aligned: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Return the L2-normalised embeddings of aligned faces.
@@ -250,11 +240,7 @@ class SFaceRecognizer:
         if len(aligned) == 0:
             return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
         blobs = to_blob(aligned)
-        if self._pool is None or len(blobs) == 1 or are_cores_shared():
-            rows = [self._run(b) for b in blobs]
-        else:
-            rows = list(self._pool.map(self._run, blobs))
-        out = np.stack(rows).astype(np.float32).reshape(len(blobs), EMBEDDING_SIZE)
+        out = self._network.each(blobs).astype(np.float32).reshape(len(blobs), EMBEDDING_SIZE)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

@@ -41,7 +41,6 @@ the AFLW2000 labels, see ``tests/models/test_whenet.py``).
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib.util
 import logging
 import os
@@ -428,21 +427,12 @@ class WHENetOpenVINO:
         self._network = CompiledNetwork(model, self.threads, streams=self.threads, precision="bf16")
         # A lone face on every core: one stream of ``threads`` threads.
         self._alone = CompiledNetwork(model, self.threads, streams=1, precision="bf16")
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="pose")
-
-    def _one(self, crop: np.ndarray) -> np.ndarray:
-        return self._network(crop[None])[0][0]
 
     def run(self, crops: np.ndarray) -> np.ndarray:
         """(N, 224, 224, 3) uint8 crops -> (N, bins) logits."""
-        shared = are_cores_shared()
-        if len(crops) == 1 and not shared:
-            rows = [self._alone(crops)[0][0]]
-        elif shared:
-            rows = [self._one(c) for c in crops]
-        else:
-            rows = list(self._pool.map(self._one, crops))
-        return np.stack(rows)
+        if len(crops) == 1 and not are_cores_shared():
+            return self._alone(crops)[0]
+        return self._network.each(crops)
 
 
 class WHENetEstimator:
