@@ -192,7 +192,7 @@ def build_models(estimator: str, snapshot: str | None) -> tuple[FaceDetector, Po
     Returns:
         ``(detector, estimator)``.
     """
-    # the pose model first: a bad snapshot fails before TensorFlow spends seconds starting
+    # the pose model first: a bad snapshot fails before the detector is built
     if estimator == "hopenet":
         from models.hopenet import HopenetEstimator
 

@@ -67,6 +67,8 @@ class Detector(Protocol):
     def warm_up(self) -> None: ...
 
 
+LOW_RESOLUTION = next(g for g in GATES if g.reason == "low_resolution")
+
 # Per-request override bounds of each gate: (low, high).
 OVERRIDE_BOUNDS: dict[str, tuple[float, float]] = {
     "face_threshold": (0.0, 1.0),
@@ -158,10 +160,8 @@ class Policy:
         such a face gets no pose. The pose network reads nothing reliable from a face this
         small (a crowd's background faces, upscaled to its 224 px input), and the face is
         refused anyway."""
-        return "low_resolution" in failed_gates(
-            {k: v for k, v in components.items() if k == "inter_eye_distance"},
-            {"min_inter_eye_px": self.min_inter_eye_px},
-        )
+        measured = components.get(LOW_RESOLUTION.component)
+        return measured is not None and LOW_RESOLUTION.fails(measured, self.min_inter_eye_px)
 
     def needs_unified(self, face: Face, reasons: Sequence[str]) -> bool:
         """Whether the unified score is measured: the face is confident enough to be a face
