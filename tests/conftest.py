@@ -61,25 +61,13 @@ def policy():
 @pytest.fixture(scope="session")
 def pg_server():
     """A throwaway PostgreSQL server for the session (``tests/pg.py``); skips without binaries."""
-    import shutil
-    import tempfile
-
     from tests import pg
 
     bin_dir, reason = pg.find_bin_dir()
     if bin_dir is None:
         pytest.skip(reason)
-    # Not under pytest's tmp folder: that is private to root, and the server may run as postgres.
-    root = Path(tempfile.mkdtemp(prefix="faceq-pg-"))
-    root.chmod(0o755)
-    server = pg.PgServer(bin_dir, root / "server")
-    try:
-        server.init()
-        server.start()
+    with pg.temporary_server(bin_dir) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -11,14 +11,17 @@ Where no binary exists, ``find_bin_dir`` says so and the tests that need it skip
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,6 +189,24 @@ class PgServer:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         finally:
             engine.dispose()
+
+
+@contextlib.contextmanager
+def temporary_server(bin_dir: Path, *, start: bool = True) -> Iterator[PgServer]:
+    """A fresh server in a folder of its own, initialised (and started, with ``start``); stopped
+    and deleted afterwards. Not under pytest's tmp folder: that is private to root, and the
+    server may run as postgres."""
+    root = Path(tempfile.mkdtemp(prefix="faceq-pg-"))
+    root.chmod(0o755)
+    server = PgServer(bin_dir, root / "server")
+    try:
+        server.init()
+        if start:
+            server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def start_server(root: Path, *, durable: bool = False) -> PgServer:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,15 +37,8 @@ def own_server() -> Iterator[pg.PgServer]:
     bin_dir, reason = pg.find_bin_dir()
     if bin_dir is None:
         pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="faceq-pg-"))
-    root.chmod(0o755)
-    server = pg.PgServer(bin_dir, root / "server")
-    server.init()
-    try:
+    with pg.temporary_server(bin_dir, start=False) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def face_push(n: int, jpeg: bytes) -> samples.Sample:
