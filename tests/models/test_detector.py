@@ -392,7 +392,9 @@ def test_forwards_give_the_package_networks_values(tf_detector, astronaut, name)
 
 @pytest.mark.shared_data
 def test_pnet_bands_give_the_whole_levels_values(tf_detector, selfie, astronaut):
-    """Cutting the large levels into bands of rows only changes speed, not one value."""
+    """Cutting the large levels into bands of rows only changes speed: the same values to
+    float32 rounding (bit-identical on the AVX-512 VM; on an AVX2 one oneDNN picks other
+    kernels for a band than for a whole level, and values move by an ulp or two)."""
     import tensorflow as tf
 
     for image in (selfie, astronaut, selfie[:701, :1001]):
@@ -416,7 +418,7 @@ def test_pnet_bands_give_the_whole_levels_values(tf_detector, selfie, astronaut)
         cut = [t.numpy() for t in call(*args, tf.constant(tiles))]
         ref = [t.numpy() for t in call(*args, tf.constant(whole))]
         for a, b in zip(cut, ref, strict=True):
-            assert a.shape == b.shape and np.array_equal(a, b)
+            assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
 
 
 def test_each_network_is_compiled_once(tf_detector):
