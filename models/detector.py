@@ -285,8 +285,8 @@ def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray,
     batch = np.empty((len(kept), size, size, 3), dtype=np.float32)
     # Plain ints and one preallocated batch: the loop runs once per candidate (famous-selfie:
     # 1317 for RNet), and numpy scalars and a stack of the patches cost more than the crops.
-    rows = zip(left.tolist(), top.tolist(), crop_w.tolist(), crop_h.tolist(), inside.tolist())
-    for k, (x, y, w, h, whole) in enumerate(rows):
+    corners = (left.tolist(), top.tolist(), crop_w.tolist(), crop_h.tolist(), inside.tolist())
+    for k, (x, y, w, h, whole) in enumerate(zip(*corners, strict=True)):
         if whole:
             crop = image[y : y + h, x : x + w].astype(np.float32)
         else:

@@ -18,8 +18,8 @@ with ``joblib``. The layers are rebuilt with OpenVINO's operations in the order 
   softmax itself.
 
 Inputs are NHWC uint8 images (PNet, any size) or float32 patches already normalised to
-``(v - 127.5) / 128`` (RNet 24x24, ONet 48x48, any count); PNet's normalisation is folded into its first
-convolution.
+``(v - 127.5) / 128`` (RNet 24x24, ONet 48x48, any count); PNet's normalisation is folded into
+its first convolution.
 
 Why not TensorFlow at serving time: per call, TensorFlow's executor costs about as much as
 these small networks' arithmetic (RNet's 135 candidates of the astronaut: 11 ms against a few
