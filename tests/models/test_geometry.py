@@ -18,6 +18,36 @@ def test_similarity_recovers_a_known_transform():
     np.testing.assert_allclose(mapped, ARCFACE_TEMPLATE, atol=1e-9)
 
 
+def _umeyama_svd(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Umeyama's similarity through the SVD of the covariance (the general-dimension route)."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    s0, d0 = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(d0.T @ s0 / len(src))
+    d = np.array([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    rot = u @ np.diag(d) @ vt
+    scale = (sig * d).sum() / ((s0**2).sum() / len(src))
+    return np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
+
+
+def test_similarity_is_umeyamas_least_squares_fit():
+    """The closed form gives the SVD route's matrix on noisy, rotated, even mirrored points
+    (a mirrored face still gets the best proper rotation), and the identity for one point."""
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        angle, scale = rng.uniform(-np.pi, np.pi), rng.uniform(0.05, 20.0)
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        src = ARCFACE_TEMPLATE @ (scale * rot).T + rng.uniform(-500, 500, 2)
+        src += rng.normal(0.0, rng.uniform(0.0, 10.0), src.shape)
+        if rng.random() < 0.2:
+            src[:, 0] = -src[:, 0]
+        expected = _umeyama_svd(src, ARCFACE_TEMPLATE)
+        np.testing.assert_allclose(similarity_transform(src, ARCFACE_TEMPLATE), expected, atol=1e-9)
+    same = np.full((5, 2), 7.0)
+    matrix = similarity_transform(same, ARCFACE_TEMPLATE)
+    np.testing.assert_array_equal(matrix[:, :2], np.eye(2))
+    np.testing.assert_allclose(matrix[:, 2], ARCFACE_TEMPLATE.mean(axis=0) - 7.0)
+
+
 def test_align_face_maps_landmarks_onto_the_template():
     image = np.zeros((400, 400, 3), np.uint8)
     points = ARCFACE_TEMPLATE * 2.0 + 100.0  # the template, twice as large, shifted
