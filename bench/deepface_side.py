@@ -170,11 +170,20 @@ class DeepfaceWorker:
             raise SystemExit(f"deepface worker did not start: {self.info}")
 
     def _read(self) -> dict[str, Any]:
+        """The worker's next JSON answer. deepface's own log lines also go to stdout (on a
+        fresh home: "Directory ... has been created"); they are skipped."""
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit("deepface worker exited (run bench/deepface_side.py IMAGE to see)")
-        return json.loads(line)
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise SystemExit("deepface worker exited (run bench/deepface_side.py IMAGE to see)")
+            if line.startswith("{"):
+                try:
+                    answer = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(answer, dict):
+                    return answer
 
     def time_image(self, image: Path, repeats: int) -> dict[str, Any]:
         """Warm-up plus ``repeats`` timed ``extract_faces`` calls on ``image``.
