@@ -177,13 +177,12 @@ class DeepfaceWorker:
             line = self.proc.stdout.readline()
             if not line:
                 raise SystemExit("deepface worker exited (run bench/deepface_side.py IMAGE to see)")
-            if line.startswith("{"):
-                try:
-                    answer = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(answer, dict):
-                    return answer
+            try:
+                answer = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(answer, dict):
+                return answer
 
     def time_image(self, image: Path, repeats: int) -> dict[str, Any]:
         """Warm-up plus ``repeats`` timed ``extract_faces`` calls on ``image``.

