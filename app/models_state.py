@@ -42,7 +42,9 @@ def build_pipeline(settings: Settings) -> Pipeline:
     scores = settings.quality_scores
     recognizer = unified = None
     if settings.recognizer == "sface":
-        recognizer = SFaceRecognizer(threads=settings.torch_threads)
+        recognizer = SFaceRecognizer(
+            threads=settings.torch_threads, precision=settings.recognizer_precision
+        )
         curve = ScoreMap(*scores[UNIFIED]) if UNIFIED in scores else None
         unified = UnifiedQuality(recognizer, curve)
     pipeline = Pipeline(

@@ -60,6 +60,7 @@ class Settings:
     roll_threshold: float = 25.0
     pose_min_confidence: float = 0.90
     recognizer: str = "sface"
+    recognizer_precision: str = "bf16"
     unified_scope: str = "accepted"
     # quality components (models.quality): gates, and score curves (name -> [centre, width])
     min_sharpness: float = 0.06
@@ -359,6 +360,13 @@ FIELDS: tuple[FieldSpec, ...] = (
         lambda v: _as_str(v).lower(),
         _choice("sface", "off"),
         "unified score",
+    ),
+    FieldSpec(
+        "recognizer_precision",
+        ("quality", "recognizer_precision"),
+        lambda v: _as_str(v).lower(),
+        _choice("bf16", "f32"),
+        "unified score's SFace",
     ),
     FieldSpec("min_sharpness", ("quality", "min_sharpness"), _as_float, _range(0, 10), "gate"),
     FieldSpec(

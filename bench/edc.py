@@ -8,8 +8,9 @@ most ``--max-side`` pixels, plus degraded copies that keep the identity (``LADDE
 and motion blur, down-scaling, darkening, washing out, JPEG compression, of several
 strengths; ``bench/degrade.py``). Every sample goes through the service's pipeline and default
 gates; its face is the largest detection (``app.eval_verdicts.judged_face``); a sample where no
-face is found is left out (counted). SFace (``models.recognizer``) embeds the pipeline's
-aligned crop; a pair's score is the cosine similarity.
+face is found is left out (counted). SFace (``models.recognizer``) in float32 embeds the
+pipeline's aligned crop, whatever precision the service's unified score runs in
+(``quality.recognizer_precision``); a pair's score is the cosine similarity.
 
 Pairs: every two samples from different photos (a photo's degraded copies, its mirrored copy
 and its aligned crop are one photo: such pairs are left out); *genuine* when the identities
@@ -423,17 +424,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from app.models_state import load_models
     from app.settings import load_settings
+    from models.recognizer import SFaceRecognizer
 
     pipeline, default = load_models(load_settings())
+    matcher = SFaceRecognizer(precision="f32")  # the comparator, whatever the score runs in
     photos = identity_photos(data_dir)
     if args.photos:
         photos = photos[: args.photos]
     # Every face's unified score, refused or not: the EDC orders them all.
     policy = replace(default, unified_scope="all")
     started = time.perf_counter()
-    samples, left_out = measure(
-        photos, data_dir, pipeline, policy, pipeline.recognizer, args.max_side
-    )
+    samples, left_out = measure(photos, data_dir, pipeline, policy, matcher, args.max_side)
     for what in left_out:
         log.info("left out: %s", what)
     results = [evaluate(samples, fmr, args.upto) for fmr in args.fmr]

@@ -106,17 +106,21 @@ def test_quality_settings_parse_and_check():
         {
             "FACEQ_MIN_INTER_EYE_PX": "30",
             "FACEQ_RECOGNIZER": "OFF",
+            "FACEQ_RECOGNIZER_PRECISION": "F32",
             "FACEQ_QUALITY_SCORES": '{"sharpness": [0.08, 0.01], "unified": [0.96, 0.01]}',
         },
         config_path=ROOT / "config/config.yaml",
     )
     assert s.min_inter_eye_px == 30.0 and s.recognizer == "off"
+    assert s.recognizer_precision == "f32"
+    assert load_settings({}, config_path=ROOT / "config/config.yaml").recognizer_precision == "bf16"
     assert s.quality_scores == {"sharpness": (0.08, 0.01), "unified": (0.96, 0.01)}
     for env, message in (
         ({"FACEQ_QUALITY_SCORES": '{"blurriness": [1, 1]}'}, "unknown component 'blurriness'"),
         ({"FACEQ_QUALITY_SCORES": '{"sharpness": [1, 0]}'}, "the width must not be 0"),
         ({"FACEQ_MAX_OVER_EXPOSURE": "1.5"}, "must be between 0 and 1"),
         ({"FACEQ_RECOGNIZER": "arcface"}, "must be one of sface, off"),
+        ({"FACEQ_RECOGNIZER_PRECISION": "int8"}, "must be one of bf16, f32"),
     ):
         with pytest.raises(SettingsError, match=message):
             load_settings(env, config_path=ROOT / "config/config.yaml")
