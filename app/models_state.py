@@ -116,10 +116,19 @@ class ModelState:
         """What /readyz tells: model names and load state."""
         if self.pipeline is None:
             return {"ready": False, "error": self.error}
+        recognizer = self.pipeline.recognizer
         return {
             "ready": True,
             "detector": self.pipeline.detector.name,
             "pose_estimator": self.pipeline.pose.name,
-            "recognizer": self.pipeline.recognizer.name if self.pipeline.recognizer else None,
+            "recognizer": recognizer.name if recognizer else None,
+            # What the networks whose precision follows the CPU run in here: scores and angles
+            # differ slightly between a bfloat16 and a float32 machine.
+            "precision": {
+                "pose": getattr(self.pipeline.pose, "effective_precision", "f32"),
+                "recognizer": getattr(recognizer, "effective_precision", "f32")
+                if recognizer
+                else None,
+            },
             "ready_after_s": self.ready_after_s,
         }

@@ -175,6 +175,18 @@ def _schemas() -> dict[str, Any]:
                         "detector": {"type": "string"},
                         "pose_estimator": {"type": "string"},
                         "recognizer": {"type": ["string", "null"]},
+                        "precision": {
+                            "description": "What WHENet and the unified score's SFace run "
+                            "in on this CPU (bfloat16 where asked for and supported).",
+                            "type": "object",
+                            "properties": {
+                                "pose": {"type": "string", "enum": ["bf16", "f32"]},
+                                "recognizer": {
+                                    "type": ["string", "null"],
+                                    "enum": ["bf16", "f32", None],
+                                },
+                            },
+                        },
                         "ready_after_s": {"type": ["number", "null"]},
                     },
                     "required": ["ready"],

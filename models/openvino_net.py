@@ -59,6 +59,12 @@ class CompiledNetwork:
             else None
         )
 
+    @property
+    def precision(self) -> str:
+        """The precision the model runs in: ``f32``, or ``bf16`` where it was asked for and
+        the CPU has it (OpenVINO resolves the hint when it compiles)."""
+        return str(self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+
     @contextmanager
     def _request(self) -> Iterator[ov.InferRequest]:
         try:

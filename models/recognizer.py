@@ -246,6 +246,12 @@ class SFaceRecognizer:
         self._network = compile_sface(load_sface_graph(self.path), self.threads, precision)
         log.info("SFace loaded from %s in %.2f s", self.path, time.perf_counter() - started)
 
+    @property
+    def effective_precision(self) -> str:
+        """What SFace runs in on this CPU: ``f32``, or ``bf16`` where it was asked for and the
+        CPU has it."""
+        return self._network.precision
+
     def embed(self, aligned: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Return the L2-normalised embeddings of aligned faces.
 

@@ -506,6 +506,12 @@ class WHENetEstimator:
             self.crop,
         )
 
+    @property
+    def effective_precision(self) -> str:
+        """What WHENet runs in on this CPU: ``bf16`` on OpenVINO where the CPU has it, ``f32``
+        otherwise."""
+        return self._openvino._network.precision if self._openvino is not None else "f32"
+
     def estimate(self, image: np.ndarray, boxes: Sequence[Box]) -> list[HeadPose]:
         """Return one pose per box; the boxes go through the network in batches of ``max_batch``.
 

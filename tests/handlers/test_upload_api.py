@@ -211,6 +211,15 @@ def test_probes_and_root(server):
     assert ready.status_code == 200
     assert ready.json()["models"]["detector"] == "mtcnn"
     assert ready.json()["models"]["pose_estimator"] == "whenet"
+    # WHENet and the unified score's SFace ask for bfloat16: they get it where the CPU has it.
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+        flags = cpuinfo.read().split()
+    precision = ready.json()["models"]["precision"]
+    assert precision["pose"] == precision["recognizer"]
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        assert precision["pose"] == "bf16"
+    elif "avx_ne_convert" not in flags:  # AVX2 with bfloat16 conversions: either may hold
+        assert precision["pose"] == "f32"
     root = requests.get(f"{server.url}/", timeout=10).json()
     assert root["service"] == "faceq" and "/upload" in root["endpoints"]
 

@@ -156,6 +156,7 @@ def test_bfloat16_keeps_the_embeddings_and_the_mirror_cosine(
     crops, _ = aligned
     half = SFaceRecognizer(precision="bf16")
     assert half.precision == "bf16" and recognizer.precision == "f32"
+    assert recognizer.effective_precision == "f32" and half.effective_precision in ("bf16", "f32")
     full, low = recognizer.embed(crops), half.embed(crops)
     assert low.shape == full.shape and low.dtype == np.float32
     assert float((full * low).sum(axis=1).min()) > 0.999
