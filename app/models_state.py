@@ -125,10 +125,8 @@ class ModelState:
             # What the networks whose precision follows the CPU run in here: scores and angles
             # differ slightly between a bfloat16 and a float32 machine.
             "precision": {
-                "pose": getattr(self.pipeline.pose, "effective_precision", "f32"),
-                "recognizer": getattr(recognizer, "effective_precision", "f32")
-                if recognizer
-                else None,
+                "pose": self.pipeline.pose.effective_precision,
+                "recognizer": recognizer.effective_precision if recognizer else None,
             },
             "ready_after_s": self.ready_after_s,
         }

@@ -268,6 +268,7 @@ class HopenetEstimator:
     """
 
     name = "hopenet"
+    effective_precision = "f32"  # ONNX Runtime and torch run it in float32 on every CPU
 
     def __init__(
         self,

@@ -33,10 +33,19 @@ def core() -> ov.Core:
     return ov.Core()
 
 
+PRECISIONS: tuple[str, ...] = ("f32", "bf16")
+
+
 def cpu_config(threads: int, streams: int = 1, precision: str = "f32") -> dict[str, object]:
     """CPU inference with ``threads`` threads (0: OpenVINO's choice) in ``streams``, in
     ``precision`` (``f32``; ``bf16`` runs in bfloat16 where the CPU supports it, in float32
-    elsewhere)."""
+    elsewhere).
+
+    Raises:
+        ValueError: ``precision`` is not one of ``PRECISIONS``.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     config: dict[str, object] = {"INFERENCE_PRECISION_HINT": precision, "NUM_STREAMS": streams}
     if threads > 0:
         config["INFERENCE_NUM_THREADS"] = threads

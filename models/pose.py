@@ -16,6 +16,7 @@ class PoseEstimator(Protocol):
     """Estimates head pose for every face of one image in one batched forward pass."""
 
     name: str
+    effective_precision: str  # what the network runs in on this CPU: "f32" or "bf16"
 
     def estimate(self, image: np.ndarray, boxes: Sequence[Box]) -> list[HeadPose]:
         """Return one pose per box.

@@ -188,14 +188,9 @@ def _split_prelu(graph: onnx.GraphProto) -> None:
     graph.node.extend(nodes)
 
 
-PRECISIONS: tuple[str, ...] = ("f32", "bf16")
-
-
 def compile_sface(model: bytes, streams: int, precision: str = "f32") -> CompiledNetwork:
     """SFace compiled for a batch of exactly one, ``streams`` single-threaded streams, in
     ``precision`` (see ``SFaceRecognizer``)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     network = openvino_core().read_model(model)
     network.reshape({INPUT_NAME: [1, 3, INPUT_SIZE, INPUT_SIZE]})
     return CompiledNetwork(network, threads=streams, streams=streams, precision=precision)
@@ -231,7 +226,7 @@ class SFaceRecognizer:
         precision: ``f32`` (the default: embeddings to match with) or ``bf16``.
 
     Raises:
-        ValueError: an unknown ``precision``.
+        ValueError: an unknown ``precision`` (``models.openvino_net.PRECISIONS``).
     """
 
     name = "sface"

@@ -428,6 +428,11 @@ class WHENetOpenVINO:
         # A lone face on every core: one stream of ``threads`` threads.
         self._alone = CompiledNetwork(model, self.threads, streams=1, precision="bf16")
 
+    @property
+    def precision(self) -> str:
+        """``bf16`` where the CPU has it, else ``f32`` (``CompiledNetwork.precision``)."""
+        return self._network.precision
+
     def run(self, crops: np.ndarray) -> np.ndarray:
         """(N, 224, 224, 3) uint8 crops -> (N, bins) logits."""
         if len(crops) == 1 and not are_cores_shared():
@@ -510,7 +515,7 @@ class WHENetEstimator:
     def effective_precision(self) -> str:
         """What WHENet runs in on this CPU: ``bf16`` on OpenVINO where the CPU has it, ``f32``
         otherwise."""
-        return self._openvino._network.precision if self._openvino is not None else "f32"
+        return self._openvino.precision if self._openvino is not None else "f32"
 
     def estimate(self, image: np.ndarray, boxes: Sequence[Box]) -> list[HeadPose]:
         """Return one pose per box; the boxes go through the network in batches of ``max_batch``.

@@ -37,6 +37,7 @@ class Recognizer(Protocol):
     """What the unified score needs of a recogniser (``models.recognizer.SFaceRecognizer``)."""
 
     name: str
+    effective_precision: str  # what the network runs in on this CPU: "f32" or "bf16"
 
     def embed(self, aligned: Sequence[np.ndarray] | np.ndarray) -> np.ndarray: ...
 

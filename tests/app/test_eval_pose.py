@@ -24,6 +24,7 @@ class StubEstimator:
     """Answers the same pose (API convention) for every face and records what it was given."""
 
     name = "stub"
+    effective_precision = "f32"
 
     def __init__(self, pose: HeadPose) -> None:
         self.pose = pose
