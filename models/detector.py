@@ -50,9 +50,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-import cv2
 import numpy as np
 
+from models.area import area_crops
 from models.types import Face
 
 log = logging.getLogger(__name__)
@@ -276,25 +276,11 @@ def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray,
         (M, size, size, 3) float32 normalised patches, and the (M,) indices of the boxes they
         come from (a box of no width or height has no crop).
     """
-    height, width = image.shape[:2]
     x1, y1, x2, y2 = boxes[:, 0:4].astype(np.int64).T
     crop_w, crop_h = x2 - x1 + 1, y2 - y1 + 1
     kept = np.flatnonzero((crop_w > 0) & (crop_h > 0))
-    left, top, crop_w, crop_h = x1[kept] - 1, y1[kept] - 1, crop_w[kept], crop_h[kept]
-    inside = (left >= 0) & (top >= 0) & (left + crop_w <= width) & (top + crop_h <= height)
-    batch = np.empty((len(kept), size, size, 3), dtype=np.float32)
-    # Plain ints and one preallocated batch: the loop runs once per candidate (famous-selfie's
-    # 1317 RNet crops: 36.8 ms, best of 30, against 61.9 with numpy scalars and a stack).
-    corners = (left.tolist(), top.tolist(), crop_w.tolist(), crop_h.tolist(), inside.tolist())
-    for k, (x, y, w, h, whole) in enumerate(zip(*corners, strict=True)):
-        if whole:
-            crop = image[y : y + h, x : x + w].astype(np.float32)
-        else:
-            crop = np.zeros((h, w, 3), dtype=np.float32)
-            sx0, sy0, sx1, sy1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
-            if sx1 > sx0 and sy1 > sy0:
-                crop[sy0 - y : sy1 - y, sx0 - x : sx1 - x] = image[sy0:sy1, sx0:sx1]
-        cv2.resize(crop, (size, size), dst=batch[k], interpolation=cv2.INTER_AREA)
+    windows = np.stack([x1[kept] - 1, y1[kept] - 1, crop_w[kept], crop_h[kept]], axis=1)
+    batch = area_crops(image, windows, size)
     batch -= np.float32(_NORM_SHIFT)
     batch *= np.float32(_NORM_SCALE)
     return batch, kept

@@ -34,19 +34,18 @@ Thread safety: ``OpenVINONetworks``' methods may be called from several threads
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import importlib.util
 import os
 from pathlib import Path
 
-import cv2
 import joblib
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
+from models.area import area_levels
 from models.detector import _CELL, Pyramid
-from models.openvino_net import CompiledNetwork
+from models.openvino_net import CompiledNetwork, ShapeCompiled
 
 _NORM_SHIFT = 127.5
 _NORM_SCALE = 0.0078125  # 1 / 128
@@ -234,9 +233,10 @@ class PatchNetwork:
 class OpenVINONetworks:
     """PNet, RNet and ONet compiled for the CPU (``models.detector.Networks``).
 
-    PNet: the levels are resized side by side, then each level (or band of one, ``pnet_bands``)
-    is its own job, ``threads`` jobs side by side (largest level first), on a model with as
-    many single-threaded streams; RNet and ONet in
+    PNet: the levels are resized in one pass (``models.area``), then each level (or band of
+    one, ``pnet_bands``) is its own job, ``threads`` jobs side by side (largest level first),
+    on a model with as many single-threaded streams, compiled for each recurring level shape
+    (``ShapeCompiled``); RNet and ONet in
     chunks (``PatchNetwork``). Measured on the 2-core VM (same process, alternating; ms):
     resize + PNet astronaut 22 / famous-selfie 77 this way against 23-29 / 90-113 for the
     levels one after another on two threads (TensorFlow's banded call: 26 / 83); famous-selfie's
@@ -257,10 +257,14 @@ class OpenVINONetworks:
     def __init__(self, threads: int = 0, folder: Path | None = None) -> None:
         folder = folder or weights_folder()
         self.threads = threads or os.cpu_count() or 1
-        self._pnet = CompiledNetwork(
-            pnet_model(load_weights("pnet", folder)), self.threads, streams=self.threads
-        )
         self._pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="mtcnn")
+        self._compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pnet-compile")
+        self._pnet = ShapeCompiled(
+            pnet_model(load_weights("pnet", folder)),
+            self.threads,
+            streams=self.threads,
+            compiler=self._compiler,
+        )
         self._rnet = PatchNetwork(
             rnet_model(load_weights("rnet", folder)), 24, self.RNET_CHUNK, self.threads, self._pool
         )
@@ -268,17 +272,13 @@ class OpenVINONetworks:
             onet_model(load_weights("onet", folder)), 48, self.ONET_CHUNK, self.threads, self._pool
         )
 
-    def _resize(self, image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        height, width = shape
-        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
     def _band(self, job: tuple[np.ndarray, int, int]) -> list[np.ndarray]:
         level, first, end = job
         return self._pnet(level[None, first:end])
 
     def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
         shapes = [(int(h), int(w)) for h, w in levels.shapes]  # largest first
-        resized = list(self._pool.map(functools.partial(self._resize, image), shapes))
+        resized = area_levels(image, shapes)
         jobs = [
             (level, first, end)
             for level in resized

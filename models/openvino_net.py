@@ -11,9 +11,12 @@ releases the GIL while a request runs.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import functools
+import logging
 import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +24,8 @@ import numpy as np
 import openvino as ov
 
 from models.pose import are_cores_shared
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -102,3 +107,106 @@ class CompiledNetwork:
         if self._pool is None or len(batch) < 2 or are_cores_shared():
             return np.stack([one(item) for item in batch])
         return np.stack(list(self._pool.map(one, batch)))
+
+
+class ShapeCompiled:
+    """A model with a dynamic input, compiled again for each input shape it keeps being given.
+
+    OpenVINO's CPU plugin pays for a dynamic shape on every call: shape inference, and new
+    intermediate buffers whenever the shape changes. PNet meets ten shapes an image (its
+    pyramid levels), and a level costs about 1 ms more on the dynamic model than compiled for
+    its shape, whatever its size (2-core AVX-512 VM, one thread, medians of 30: 308x308
+    5.50 -> 4.40 ms, 218x218 3.08 -> 2.15, 155x155 2.05 -> 1.01; the astronaut's ten levels
+    17.6 -> 10.6 ms), with the same outputs bit for bit. A camera sends one size, so its
+    levels recur on every image.
+
+    A shape seen ``sightings`` times is compiled on ``compiler`` (one background thread: a
+    shape takes 40-60 ms to compile), and until that is done, calls run on the dynamic model:
+    no request waits for a compilation. Only shapes of at most ``max_pixels`` (rows x columns)
+    are compiled: a compiled shape keeps its own intermediate buffers, about 100 bytes a pixel
+    a stream (the 1080p pyramid's levels of up to 95 000 pixels: 40 MB on two streams), and the
+    fixed cost matters least on large inputs. At most ``capacity`` shapes are kept, the least
+    recently used dropped first.
+
+    ``__call__`` may be used from several threads at once.
+    """
+
+    def __init__(
+        self,
+        model: ov.Model,
+        threads: int,
+        streams: int,
+        compiler: concurrent.futures.Executor,
+        max_pixels: int = 100_000,
+        capacity: int = 40,
+        sightings: int = 2,
+    ) -> None:
+        self._model = model
+        self._threads = threads
+        self._streams = streams
+        self._compiler = compiler
+        self.max_pixels = max_pixels
+        self.capacity = capacity
+        self.sightings = sightings
+        self.dynamic = CompiledNetwork(model, threads, streams)
+        self._lock = threading.Lock()
+        self._compiled: collections.OrderedDict[tuple[int, ...], CompiledNetwork] = (
+            collections.OrderedDict()
+        )
+        self._seen: collections.Counter[tuple[int, ...]] = collections.Counter()
+        self._pending: dict[tuple[int, ...], concurrent.futures.Future[None]] = {}
+        self._failed: set[tuple[int, ...]] = set()
+
+    def compiled_shapes(self) -> list[tuple[int, ...]]:
+        """The shapes compiled for, least recently used first."""
+        with self._lock:
+            return list(self._compiled)
+
+    def wait(self) -> None:
+        """Wait for the compilations already asked for (tests, warm-up)."""
+        with self._lock:
+            pending = list(self._pending.values())
+        concurrent.futures.wait(pending)
+
+    def _compile(self, shape: tuple[int, ...]) -> None:
+        try:
+            model = self._model.clone()
+            model.reshape({model.input(0): ov.PartialShape(list(shape))})
+            network = CompiledNetwork(model, self._threads, self._streams)
+        except RuntimeError as exc:  # OpenVINO's errors; the dynamic model goes on serving it
+            log.warning("cannot compile for shape %s, keeping the dynamic model: %s", shape, exc)
+            with self._lock:
+                self._failed.add(shape)
+        else:
+            with self._lock:
+                self._compiled[shape] = network
+                while len(self._compiled) > self.capacity:
+                    self._compiled.popitem(last=False)
+        finally:
+            with self._lock:
+                self._pending.pop(shape, None)
+
+    def _network(self, shape: tuple[int, ...]) -> CompiledNetwork:
+        with self._lock:
+            network = self._compiled.get(shape)
+            if network is not None:
+                self._compiled.move_to_end(shape)
+                return network
+            if (
+                shape in self._pending
+                or shape in self._failed
+                or int(np.prod(shape[1:-1])) > self.max_pixels
+            ):
+                return self.dynamic
+            self._seen[shape] += 1
+            if self._seen[shape] >= self.sightings:
+                del self._seen[shape]
+                self._pending[shape] = self._compiler.submit(self._compile, shape)
+            elif len(self._seen) > 4 * self.capacity:
+                # Shapes seen once (uploads of every size): forget them, not the compiled ones.
+                self._seen.clear()
+        return self.dynamic
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run the model on ``x``: compiled for its shape where that is done, else dynamic."""
+        return self._network(tuple(int(n) for n in x.shape))(x)

@@ -1,0 +1,71 @@
+"""``models.openvino_net.ShapeCompiled``: PNet compiled for the level shapes it keeps seeing,
+the same outputs as the dynamic model, no request waiting for a compilation."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import cv2
+import numpy as np
+import pytest
+
+from models.area import area_levels
+from models.detector import MTCNNDetector, pyramid
+from models.mtcnn_openvino import load_weights, pnet_model
+from models.openvino_net import ShapeCompiled
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture(scope="module")
+def compiler():
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="module")
+def levels(astronaut_jpeg: bytes) -> list[np.ndarray]:
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(astronaut_jpeg, np.uint8), 1), cv2.COLOR_BGR2RGB)
+    shapes = [(int(h), int(w)) for h, w in pyramid(*rgb.shape[:2], 20, 0.709).shapes]
+    return [level[None] for level in area_levels(rgb, shapes)]
+
+
+def test_a_shape_is_compiled_on_its_second_sighting_and_gives_the_same_outputs(levels, compiler):
+    net = ShapeCompiled(pnet_model(load_weights("pnet")), 2, 2, compiler)
+    first = [net(x) for x in levels]
+    net.wait()
+    assert net.compiled_shapes() == []  # seen once: nothing compiled
+    second = [net(x) for x in levels]  # answered by the dynamic model while they compile
+    net.wait()
+    assert net.compiled_shapes() == [x.shape for x in levels]
+    third = [net(x) for x in levels]
+    for a, b, c in zip(first, second, third, strict=True):
+        for x, y, z in zip(a, b, c, strict=True):
+            assert np.array_equal(x, y) and np.array_equal(x, z)
+
+
+def test_large_shapes_stay_dynamic_and_the_least_recently_used_go_first(levels, compiler):
+    net = ShapeCompiled(
+        pnet_model(load_weights("pnet")), 1, 1, compiler, max_pixels=50_000, capacity=3
+    )
+    small = [x for x in levels if x.shape[1] * x.shape[2] <= 50_000]
+    assert len(small) >= 5 and len(small) < len(levels)
+    for _ in range(2):
+        for x in levels:
+            net(x)
+        net.wait()
+    assert net.compiled_shapes() == [x.shape for x in small[-3:]]
+    net(small[-3])  # used again: now the most recent
+    assert net.compiled_shapes() == [x.shape for x in (small[-2], small[-1], small[-3])]
+
+
+def test_the_detector_compiles_its_recurring_levels_and_finds_the_same_faces(astronaut_jpeg):
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(astronaut_jpeg, np.uint8), 1), cv2.COLOR_BGR2RGB)
+    detector = MTCNNDetector()
+    before = detector.detect(rgb)
+    detector.detect(rgb)
+    detector._nets._pnet.wait()
+    assert len(detector._nets._pnet.compiled_shapes()) == len(pyramid(512, 512, 20, 0.709).scales)
+    after = detector.detect(rgb)
+    assert [(f.box, f.confidence) for f in after] == [(f.box, f.confidence) for f in before]
+    assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(after, before, strict=True))
