@@ -51,7 +51,16 @@ def cpu_config(threads: int, streams: int = 1, precision: str = "f32") -> dict[s
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    config: dict[str, object] = {"INFERENCE_PRECISION_HINT": precision, "NUM_STREAMS": streams}
+    config: dict[str, object] = {
+        "INFERENCE_PRECISION_HINT": precision,
+        "NUM_STREAMS": streams,
+        # Pinned, every compiled model's first stream sits on the first core: two models
+        # called at once from two threads (PNet's levels, each compiled for its shape; two
+        # images' networks) then share one core while the other waits. Two single-stream
+        # PNet models on a 218x218 level, 1.8 ms a call: 3.7-5.2 ms side by side pinned,
+        # 2.1-2.6 ms unpinned (2-core VM, medians of 60).
+        "ENABLE_CPU_PINNING": False,
+    }
     if threads > 0:
         config["INFERENCE_NUM_THREADS"] = threads
     return config
