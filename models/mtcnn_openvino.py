@@ -45,7 +45,7 @@ import openvino.opset13 as ops
 
 from models.area import area_levels
 from models.detector import _CELL, Pyramid
-from models.openvino_net import CompiledNetwork, ShapeCompiled
+from models.openvino_net import CompiledNetwork, ShapeCompiled, run_all
 
 _NORM_SHIFT = 127.5
 _NORM_SCALE = 0.0078125  # 1 / 128
@@ -215,18 +215,16 @@ class PatchNetwork:
         size: int,
         chunk: int,
         threads: int,
-        pool: concurrent.futures.Executor,
     ) -> None:
         self.chunk = chunk
         self._whole = CompiledNetwork(_bounded(model, size, chunk), threads)
         self._split = CompiledNetwork(_bounded(model.clone(), size, chunk), threads, threads)
-        self._pool = pool
 
     def __call__(self, patches: np.ndarray) -> list[np.ndarray]:
         if len(patches) <= self.chunk:
             return self._whole(patches)
         parts = [patches[i : i + self.chunk] for i in range(0, len(patches), self.chunk)]
-        results = list(self._pool.map(self._split, parts))
+        results = run_all(self._split, parts, 2 * self._split.streams)
         return [np.concatenate(outputs) for outputs in zip(*results, strict=True)]
 
 
@@ -234,9 +232,10 @@ class OpenVINONetworks:
     """PNet, RNet and ONet compiled for the CPU (``models.detector.Networks``).
 
     PNet: the levels are resized in one pass (``models.area``), then each level (or band of
-    one, ``pnet_bands``) is its own job, ``threads`` jobs side by side (largest level first),
-    on a model with as many single-threaded streams, compiled for each recurring level shape
-    (``ShapeCompiled``); RNet and ONet in
+    one, ``pnet_bands``) is its own run, started at once (largest level first, at most
+    ``2 * threads`` going: ``models.openvino_net.run_all``) on a model with ``threads``
+    single-threaded streams, compiled for each recurring level shape (``ShapeCompiled``);
+    RNet and ONet in
     chunks (``PatchNetwork``). Measured on the 2-core VM (same process, alternating; ms):
     resize + PNet astronaut 22 / famous-selfie 77 this way against 23-29 / 90-113 for the
     levels one after another on two threads (TensorFlow's banded call: 26 / 83); famous-selfie's
@@ -257,7 +256,6 @@ class OpenVINONetworks:
     def __init__(self, threads: int = 0, folder: Path | None = None) -> None:
         folder = folder or weights_folder()
         self.threads = threads or os.cpu_count() or 1
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="mtcnn")
         self._compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pnet-compile")
         self._pnet = ShapeCompiled(
             pnet_model(load_weights("pnet", folder)),
@@ -266,25 +264,21 @@ class OpenVINONetworks:
             compiler=self._compiler,
         )
         self._rnet = PatchNetwork(
-            rnet_model(load_weights("rnet", folder)), 24, self.RNET_CHUNK, self.threads, self._pool
+            rnet_model(load_weights("rnet", folder)), 24, self.RNET_CHUNK, self.threads
         )
         self._onet = PatchNetwork(
-            onet_model(load_weights("onet", folder)), 48, self.ONET_CHUNK, self.threads, self._pool
+            onet_model(load_weights("onet", folder)), 48, self.ONET_CHUNK, self.threads
         )
-
-    def _band(self, job: tuple[np.ndarray, int, int]) -> list[np.ndarray]:
-        level, first, end = job
-        return self._pnet(level[None, first:end])
 
     def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
         shapes = [(int(h), int(w)) for h, w in levels.shapes]  # largest first
         resized = area_levels(image, shapes)
-        jobs = [
-            (level, first, end)
+        bands = [
+            level[None, first:end]
             for level in resized
             for first, end in pnet_bands(*level.shape[:2], self.BAND_PIXELS)
         ]
-        outputs = list(self._pool.map(self._band, jobs))
+        outputs = run_all(self._pnet, bands, 2 * self.threads)
         probs = np.concatenate([prob.reshape(-1) for _, prob in outputs])
         regs = np.concatenate([reg.reshape(-1, 4) for reg, _ in outputs])
         return probs, regs

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -66,21 +67,36 @@ def cpu_config(threads: int, streams: int = 1, precision: str = "f32") -> dict[s
     return config
 
 
+class Pending:
+    """A run started on one of a compiled model's infer requests; ``result`` waits for it
+    (once) and hands the request back."""
+
+    def __init__(self, network: CompiledNetwork, request: ov.InferRequest) -> None:
+        self._network = network
+        self._request = request
+
+    def result(self) -> list[np.ndarray]:
+        """Every output, copied out of the request's buffers."""
+        request = self._request
+        try:
+            request.wait()
+            return [request.get_output_tensor(i).data.copy() for i in range(self._network.outputs)]
+        finally:
+            self._network.give_back(request)
+
+
 class CompiledNetwork:
-    """A model compiled for the CPU; ``__call__`` may be used from several threads at once."""
+    """A model compiled for the CPU; ``__call__`` and ``start`` may be used from several
+    threads at once."""
 
     def __init__(
         self, model: ov.Model, threads: int = 0, streams: int = 1, precision: str = "f32"
     ) -> None:
         config = cpu_config(threads, streams, precision)
         self._compiled = core().compile_model(model, "CPU", config)
-        self._outputs = len(self._compiled.outputs)
+        self.outputs = len(self._compiled.outputs)
+        self.streams = streams
         self._requests: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
-        self._pool = (
-            concurrent.futures.ThreadPoolExecutor(streams, thread_name_prefix="openvino")
-            if streams > 1
-            else None
-        )
 
     @property
     def precision(self) -> str:
@@ -88,34 +104,74 @@ class CompiledNetwork:
         the CPU has it (OpenVINO resolves the hint when it compiles)."""
         return str(self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
 
+    def _take(self) -> ov.InferRequest:
+        try:
+            return self._requests.get_nowait()
+        except queue.Empty:
+            return self._compiled.create_infer_request()
+
+    def give_back(self, request: ov.InferRequest) -> None:
+        """Return a request to the pool once nothing runs on it."""
+        self._requests.put(request)
+
     @contextmanager
     def _request(self) -> Iterator[ov.InferRequest]:
-        try:
-            request = self._requests.get_nowait()
-        except queue.Empty:
-            request = self._compiled.create_infer_request()
+        request = self._take()
         try:
             yield request
         finally:
-            self._requests.put(request)
+            self.give_back(request)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """Run the model's one input; every output, copied out of the request's buffers."""
         with self._request() as request:
             request.infer({0: x})
-            return [request.get_output_tensor(i).data.copy() for i in range(self._outputs)]
+            return [request.get_output_tensor(i).data.copy() for i in range(self.outputs)]
+
+    def start(self, x: np.ndarray) -> Pending:
+        """Start a run on ``x`` (copied in) and return at once; runs started together go side
+        by side on the model's streams, OpenVINO's threads doing the work and the waiting (the
+        astronaut's ten PNet levels, each on its own compiled model: 5.7-6.6 ms started at once
+        against 6.6-8.0 ms through a two-thread Python pool, 2-core VM, medians of 60)."""
+        request = self._take()
+        try:
+            request.start_async({0: x})
+        except BaseException:
+            self.give_back(request)
+            raise
+        return Pending(self, request)
 
     def each(self, batch: np.ndarray) -> np.ndarray:
-        """The first output of every item of ``batch``, each run as its own batch of one: up
-        to ``streams`` side by side, one after another while other images are in progress
-        (``models.pose.cores_shared``), when the cores are busy anyway."""
+        """The first output of every item of ``batch``, each run as its own batch of one: all
+        started at once, up to ``streams`` side by side; one after another while other images
+        are in progress (``models.pose.cores_shared``), when the cores are busy anyway."""
+        if self.streams < 2 or len(batch) < 2 or are_cores_shared():
+            return np.stack([self(item[None])[0][0] for item in batch])
+        return np.stack([out[0][0] for out in run_all(self, batch[:, None], 2 * self.streams)])
 
-        def one(item: np.ndarray) -> np.ndarray:
-            return self(item[None])[0][0]
 
-        if self._pool is None or len(batch) < 2 or are_cores_shared():
-            return np.stack([one(item) for item in batch])
-        return np.stack(list(self._pool.map(one, batch)))
+def run_all(
+    network: CompiledNetwork | ShapeCompiled, inputs: Sequence[np.ndarray], window: int
+) -> list[list[np.ndarray]]:
+    """Every output of ``network`` on every input, in order, at most ``window`` runs started
+    at a time (each started run holds an infer request and its buffers: famous-selfie's 21
+    RNet chunks all at once would keep 21). If a run fails, those still going are waited for
+    (their requests go back) and the error is raised."""
+    results: list[list[np.ndarray]] = []
+    runs: collections.deque[Pending] = collections.deque()
+    try:
+        for x in inputs:
+            if len(runs) >= window:
+                results.append(runs.popleft().result())
+            runs.append(network.start(x))
+        while runs:
+            results.append(runs.popleft().result())
+    except BaseException:
+        for run in runs:
+            with contextlib.suppress(RuntimeError):
+                run.result()
+        raise
+    return results
 
 
 class ShapeCompiled:
@@ -219,3 +275,7 @@ class ShapeCompiled:
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """Run the model on ``x``: compiled for its shape where that is done, else dynamic."""
         return self._network(tuple(int(n) for n in x.shape))(x)
+
+    def start(self, x: np.ndarray) -> Pending:
+        """``CompiledNetwork.start`` on the model for ``x``'s shape (or the dynamic one)."""
+        return self._network(tuple(int(n) for n in x.shape)).start(x)

@@ -69,3 +69,24 @@ def test_the_detector_compiles_its_recurring_levels_and_finds_the_same_faces(ast
     after = detector.detect(rgb)
     assert [(f.box, f.confidence) for f in after] == [(f.box, f.confidence) for f in before]
     assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(after, before, strict=True))
+
+
+def test_runs_started_together_give_each_inputs_outputs_and_a_failure_frees_the_rest():
+    """``run_all`` keeps at most ``window`` runs going and returns the outputs in order, the
+    same as one call at a time; an input the model refuses raises, and the runs started before
+    it finish and hand their requests back (the network keeps working)."""
+    from models.mtcnn_openvino import _bounded, rnet_model
+    from models.openvino_net import CompiledNetwork, run_all
+
+    net = CompiledNetwork(_bounded(rnet_model(load_weights("rnet")), 24, 64), 2, 2)
+    rng = np.random.default_rng(4)
+    parts = [rng.uniform(-1, 1, (n, 24, 24, 3)).astype(np.float32) for n in (64, 64, 7, 30, 1)]
+    together = run_all(net, parts, 2)
+    for part, outputs in zip(parts, together, strict=True):
+        for a, b in zip(outputs, net(part), strict=True):
+            assert np.array_equal(a, b)
+    bad = np.zeros((3, 25, 25, 3), np.float32)
+    with pytest.raises(RuntimeError):
+        run_all(net, [parts[0], parts[1], bad, parts[2]], 4)
+    again = run_all(net, parts[:2], 2)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(again, together[:2], strict=True))
