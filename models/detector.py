@@ -170,8 +170,8 @@ def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarra
     if method not in ("union", "min"):
         raise ValueError(f"method must be 'union' or 'min', not {method!r}")
     n = boxes.shape[0]
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
+    if n <= 1:  # nothing to suppress (most of a pyramid's small levels)
+        return np.arange(n, dtype=np.int64)
     ranked = np.argsort(boxes[:, 4])[::-1]
     x1, y1, x2, y2 = (boxes[ranked, k] for k in range(4))
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
