@@ -278,17 +278,7 @@ class OpenVINONetworks:
             for level in resized
             for first, end in pnet_bands(*level.shape[:2], self.BAND_PIXELS)
         ]
-        # Bands compiled for their shape (up to ``max_pixels``) each have their own model and
-        # request: all started at once (the astronaut's ten levels: 4.3-4.9 ms against
-        # 4.8-5.8 with four going, medians of 50). Larger bands share the dynamic model, whose
-        # every request keeps buffers the size of its band: a few at a time.
-        small = [k for k, b in enumerate(bands) if b.shape[1] * b.shape[2] <= self._pnet.max_pixels]
-        large = sorted(set(range(len(bands))) - set(small))
-        outputs: list[list[np.ndarray]] = [[] for _ in bands]
-        for picked, window in ((large, 2 * self.threads), (small, max(1, len(small)))):
-            found = run_all(self._pnet, [bands[k] for k in picked], window)
-            for k, out in zip(picked, found, strict=True):
-                outputs[k] = out
+        outputs = run_all(self._pnet, bands, 2 * self.threads)
         probs = np.concatenate([prob.reshape(-1) for _, prob in outputs])
         regs = np.concatenate([reg.reshape(-1, 4) for reg, _ in outputs])
         return probs, regs
