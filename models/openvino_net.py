@@ -1,5 +1,7 @@
 """OpenVINO's CPU plugin behind a small, thread-safe call: one compiled model, a pool of
-infer requests (one per concurrent caller), numpy in and out.
+infer requests (one per run in progress), numpy in and out; runs started asynchronously
+(``CompiledNetwork.start``, ``run_all``), and PNet compiled again for each level shape it keeps
+meeting (``ShapeCompiled``).
 
 Used by the detector's networks (``models.mtcnn_openvino``) and SFace (``models.recognizer``).
 ``threads`` inference threads are split over ``streams`` streams: a stream runs one request
@@ -73,11 +75,18 @@ class Pending:
 
     def __init__(self, network: CompiledNetwork, request: ov.InferRequest) -> None:
         self._network = network
-        self._request = request
+        self._request: ov.InferRequest | None = request
 
     def result(self) -> list[np.ndarray]:
-        """Every output, copied out of the request's buffers."""
+        """Every output, copied out of the request's buffers.
+
+        Raises:
+            RuntimeError: called a second time (the request went back the first time).
+        """
         request = self._request
+        if request is None:
+            raise RuntimeError("this run's result was already taken")
+        self._request = None
         try:
             request.wait()
             return [request.get_output_tensor(i).data.copy() for i in range(self._network.outputs)]
@@ -130,11 +139,11 @@ class CompiledNetwork:
             return [request.get_output_tensor(i).data.copy() for i in range(self.outputs)]
 
     def start(self, x: np.ndarray) -> Pending:
-        """Start a run on ``x`` and return at once (``x`` is read in place: it must stay alive
-        and unchanged until ``result``); runs started together go side
-        by side on the model's streams, OpenVINO's threads doing the work and the waiting (the
-        astronaut's ten PNet levels, each on its own compiled model: 5.7-6.6 ms started at once
-        against 6.6-8.0 ms through a two-thread Python pool, 2-core VM, medians of 60)."""
+        """Start a run on ``x`` and return at once; ``x`` is read in place, so it must stay
+        alive and unchanged until ``result``. Runs started together go side by side on the
+        model's streams, OpenVINO's threads doing the work and the waiting (the astronaut's
+        ten PNet levels, each on its own compiled model: 5.7-6.6 ms started at once against
+        6.6-8.0 ms through a two-thread Python pool, 2-core VM, medians of 60)."""
         request = self._take()
         try:
             request.start_async({0: x}, share_inputs=True)
@@ -144,9 +153,9 @@ class CompiledNetwork:
         return Pending(self, request)
 
     def each(self, batch: np.ndarray) -> np.ndarray:
-        """The first output of every item of ``batch``, each run as its own batch of one: all
-        started at once, up to ``streams`` side by side; one after another while other images
-        are in progress (``models.pose.cores_shared``), when the cores are busy anyway."""
+        """The first output of every item of ``batch``, each run as its own batch of one, up
+        to ``streams`` side by side (``run_all``); one after another while other images are in
+        progress (``models.pose.cores_shared``), when the cores are busy anyway."""
         if self.streams < 2 or len(batch) < 2 or are_cores_shared():
             return np.stack([self(item[None])[0][0] for item in batch])
         return np.stack([out[0][0] for out in run_all(self, batch[:, None], 2 * self.streams)])

@@ -90,3 +90,16 @@ def test_runs_started_together_give_each_inputs_outputs_and_a_failure_frees_the_
         run_all(net, [parts[0], parts[1], bad, parts[2]], 4)
     again = run_all(net, parts[:2], 2)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(again, together[:2], strict=True))
+
+
+def test_a_runs_result_is_taken_once():
+    """The request goes back to the pool with the first ``result``: a second would hand it
+    back twice (two callers on one request), so it is refused."""
+    from models.mtcnn_openvino import _bounded, rnet_model
+    from models.openvino_net import CompiledNetwork
+
+    net = CompiledNetwork(_bounded(rnet_model(load_weights("rnet")), 24, 64), 1)
+    run = net.start(np.zeros((2, 24, 24, 3), np.float32))
+    assert [a.shape for a in run.result()] == [(2, 4), (2, 2)]
+    with pytest.raises(RuntimeError, match="already taken"):
+        run.result()
