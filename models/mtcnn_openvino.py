@@ -45,7 +45,7 @@ import openvino.opset13 as ops
 
 from models.area import area_levels
 from models.detector import _CELL, Pyramid
-from models.openvino_net import CompiledNetwork, ShapeCompiled, run_all
+from models.openvino_net import ShapeCompiled, run_all
 
 _NORM_SHIFT = 127.5
 _NORM_SCALE = 0.0078125  # 1 / 128
@@ -207,7 +207,14 @@ class PatchNetwork:
     candidates 87 ms in chunks of 16 against 95; the astronaut's 7 ONet candidates 1.9 ms in
     one call on two threads against 4.1 on one). Bounded chunks also bound memory: one call on
     all of famous-selfie's candidates left the service 620 MB larger.
+
+    Both run on models compiled for the batch sizes they keep seeing (``ShapeCompiled``: a
+    full chunk always, and an image's remainder when the same image comes again), at most
+    ``SHAPES`` each; a patch's outputs do not depend on the batch it is in (RNet) or on the
+    model being compiled for its batch size (both).
     """
+
+    SHAPES = 8
 
     def __init__(
         self,
@@ -215,10 +222,14 @@ class PatchNetwork:
         size: int,
         chunk: int,
         threads: int,
+        compiler: concurrent.futures.Executor,
     ) -> None:
         self.chunk = chunk
-        self._whole = CompiledNetwork(_bounded(model, size, chunk), threads)
-        self._split = CompiledNetwork(_bounded(model.clone(), size, chunk), threads, threads)
+        bounded = _bounded(model, size, chunk)
+        self._whole = ShapeCompiled(bounded, threads, 1, compiler, capacity=self.SHAPES)
+        self._split = ShapeCompiled(
+            bounded.clone(), threads, threads, compiler, capacity=self.SHAPES
+        )
 
     def __call__(self, patches: np.ndarray) -> list[np.ndarray]:
         if len(patches) <= self.chunk:
@@ -256,7 +267,7 @@ class OpenVINONetworks:
     def __init__(self, threads: int = 0, folder: Path | None = None) -> None:
         folder = folder or weights_folder()
         self.threads = threads or os.cpu_count() or 1
-        self._compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pnet-compile")
+        self._compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ov-compile")
         self._pnet = ShapeCompiled(
             pnet_model(load_weights("pnet", folder)),
             self.threads,
@@ -264,10 +275,18 @@ class OpenVINONetworks:
             compiler=self._compiler,
         )
         self._rnet = PatchNetwork(
-            rnet_model(load_weights("rnet", folder)), 24, self.RNET_CHUNK, self.threads
+            rnet_model(load_weights("rnet", folder)),
+            24,
+            self.RNET_CHUNK,
+            self.threads,
+            self._compiler,
         )
         self._onet = PatchNetwork(
-            onet_model(load_weights("onet", folder)), 48, self.ONET_CHUNK, self.threads
+            onet_model(load_weights("onet", folder)),
+            48,
+            self.ONET_CHUNK,
+            self.threads,
+            self._compiler,
         )
 
     def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:

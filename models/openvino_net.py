@@ -233,6 +233,11 @@ class ShapeCompiled:
         self._pending: dict[tuple[int, ...], concurrent.futures.Future[None]] = {}
         self._failed: set[tuple[int, ...]] = set()
 
+    @property
+    def streams(self) -> int:
+        """Runs that go side by side (each compiled model's streams)."""
+        return self._streams
+
     def compiled_shapes(self) -> list[tuple[int, ...]]:
         """The shapes compiled for, least recently used first."""
         with self._lock:

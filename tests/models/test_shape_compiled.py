@@ -103,3 +103,19 @@ def test_a_runs_result_is_taken_once():
     assert [a.shape for a in run.result()] == [(2, 4), (2, 2)]
     with pytest.raises(RuntimeError, match="already taken"):
         run.result()
+
+
+def test_rnet_and_onet_give_the_same_outputs_once_their_batch_sizes_are_compiled():
+    """A full chunk and a remainder, before (the dynamic models) and after compilation."""
+    from models.mtcnn_openvino import OpenVINONetworks
+
+    nets = OpenVINONetworks()
+    rng = np.random.default_rng(6)
+    for network, size, count in ((nets._rnet, 24, 135), (nets._onet, 48, 7), (nets._onet, 48, 37)):
+        patches = rng.uniform(-1, 1, (count, size, size, 3)).astype(np.float32)
+        first = network(patches)
+        network(patches)
+        nets._compiler.submit(lambda: None).result()  # the compilations asked for are done
+        assert network._whole.compiled_shapes() or network._split.compiled_shapes()
+        for a, b in zip(network(patches), first, strict=True):
+            assert np.array_equal(a, b)
