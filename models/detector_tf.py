@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,6 +37,7 @@ from mtcnn.network.pnet import PNet  # noqa: E402
 from mtcnn.network.rnet import RNet  # noqa: E402
 from mtcnn.utils.tensorflow import load_weights  # noqa: E402
 
+from models.area import area_levels  # noqa: E402
 from models.detector import _NORM_SCALE, _NORM_SHIFT, _ONET_SIZE, _RNET_SIZE, Pyramid  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -110,12 +110,8 @@ class TensorFlowNetworks:
     def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
         """Resize the image to every level and run PNet: every level's face probabilities and
         box regressions, flattened row-major one level after the other."""
-        flat = np.concatenate(
-            [
-                cv2.resize(image, (int(w), int(h)), interpolation=cv2.INTER_AREA).ravel()
-                for h, w in levels.shapes
-            ]
-        )
+        shapes = [(int(h), int(w)) for h, w in levels.shapes]
+        flat = np.concatenate([level.ravel() for level in area_levels(image, shapes)])
         probs, regs = self._pnet_call(
             tf.constant(flat),
             tf.constant(levels.shapes),
