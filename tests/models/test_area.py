@@ -185,7 +185,7 @@ def test_the_compiled_crops_refuse_windows_smaller_than_the_crop():
     from models import _area
 
     image = np.zeros((50, 50, 3), dtype=np.uint8)
-    out = np.empty((1, 24, 24, 3), np.float32)
+    out = np.zeros((1, 24, 24, 3), np.float32)
     with pytest.raises(ValueError, match="is not at least 24 x 24"):
         _area.area_crops(image, np.asarray([[0, 0, 23, 30]], np.int64), out)
     with pytest.raises(ValueError, match=r"\(N, 4\) int64"):
