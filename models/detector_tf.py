@@ -25,7 +25,7 @@ import importlib.resources
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +38,14 @@ from mtcnn.network.rnet import RNet  # noqa: E402
 from mtcnn.utils.tensorflow import load_weights  # noqa: E402
 
 from models.area import area_levels  # noqa: E402
-from models.detector import _NORM_SCALE, _NORM_SHIFT, _ONET_SIZE, _RNET_SIZE, Pyramid  # noqa: E402
+from models.detector import (  # noqa: E402
+    _NORM_SCALE,
+    _NORM_SHIFT,
+    _ONET_SIZE,
+    _RNET_SIZE,
+    Patches,
+    Pyramid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +127,26 @@ class TensorFlowNetworks:
         )
         return probs.numpy(), regs.numpy()
 
-    def rnet(self, patches: np.ndarray) -> list[np.ndarray]:
-        """[regression (N, 4), probabilities (N, 2)] of normalised 24x24 patches."""
-        return [
-            t.numpy() for t in self._rnet_call(tf.constant(patches), _chunk_bounds(len(patches)))
-        ]
+    def pnet_levels(
+        self, image: np.ndarray, levels: Pyramid
+    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+        """``pnet``'s maps level by level: probabilities (h, w), regressions (h, w, 4)."""
+        probs, regs = self.pnet(image, levels)
+        start = 0
+        for h, w in levels.out_shapes:
+            end = start + int(h) * int(w)
+            yield probs[start:end].reshape(h, w), regs[start:end].reshape(h, w, 4)
+            start = end
 
-    def onet(self, patches: np.ndarray) -> list[np.ndarray]:
-        """[regression (N, 4), landmarks (N, 10), probabilities (N, 2)] of 48x48 patches."""
-        return [
-            t.numpy() for t in self._onet_call(tf.constant(patches), _chunk_bounds(len(patches)))
-        ]
+    def rnet(self, patches: Patches) -> list[np.ndarray]:
+        """[regression (N, 4), probabilities (N, 2)] of the 24x24 patches."""
+        batch = tf.constant(patches.cut())
+        return [t.numpy() for t in self._rnet_call(batch, _chunk_bounds(len(patches)))]
+
+    def onet(self, patches: Patches) -> list[np.ndarray]:
+        """[regression (N, 4), landmarks (N, 10), probabilities (N, 2)] of the 48x48 patches."""
+        batch = tf.constant(patches.cut())
+        return [t.numpy() for t in self._onet_call(batch, _chunk_bounds(len(patches)))]
 
     def warm_up(self) -> None:
         for call, size in ((self._rnet_call, _RNET_SIZE), (self._onet_call, _ONET_SIZE)):

@@ -34,8 +34,10 @@ Thread safety: ``OpenVINONetworks``' methods may be called from several threads
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import importlib.util
 import os
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import joblib
@@ -44,8 +46,8 @@ import openvino as ov
 import openvino.opset13 as ops
 
 from models.area import area_levels
-from models.detector import _CELL, Pyramid
-from models.openvino_net import ShapeCompiled, run_all
+from models.detector import _CELL, Patches, Pyramid
+from models.openvino_net import ShapeCompiled, run_all, run_each
 
 _NORM_SHIFT = 127.5
 _NORM_SCALE = 0.0078125  # 1 / 128
@@ -231,10 +233,11 @@ class PatchNetwork:
             bounded.clone(), threads, threads, compiler, capacity=self.SHAPES
         )
 
-    def __call__(self, patches: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, patches: Patches) -> list[np.ndarray]:
         if len(patches) <= self.chunk:
-            return self._whole(patches)
-        parts = [patches[i : i + self.chunk] for i in range(0, len(patches), self.chunk)]
+            return self._whole(patches.cut())
+        # Each chunk is cut as its run can start: the cutting overlaps the runs before it.
+        parts = (patches.cut(i, i + self.chunk) for i in range(0, len(patches), self.chunk))
         results = run_all(self._split, parts, 2 * self._split.streams)
         return [np.concatenate(outputs) for outputs in zip(*results, strict=True)]
 
@@ -242,16 +245,20 @@ class PatchNetwork:
 class OpenVINONetworks:
     """PNet, RNet and ONet compiled for the CPU (``models.detector.Networks``).
 
-    PNet: the levels are resized in one pass (``models.area``), then each level (or band of
-    one, ``pnet_bands``) is its own run, started at once (largest level first, at most
-    ``2 * threads`` going: ``models.openvino_net.run_all``) on a model with ``threads``
-    single-threaded streams, compiled for each recurring level shape (``ShapeCompiled``);
-    RNet and ONet in
-    chunks (``PatchNetwork``). Measured on the 2-core VM (same process, alternating; ms):
-    resize + PNet astronaut 22 / famous-selfie 77 this way against 23-29 / 90-113 for the
-    levels one after another on two threads (TensorFlow's banded call: 26 / 83); famous-selfie's
-    1317 RNet and 332 ONet candidates 56 and 87 ms (TensorFlow 65 / 108); the astronaut's 7
-    ONet candidates 1.9 ms (TensorFlow 5.2).
+    PNet: the largest level is resized first (``models.area``) and its run started, the other
+    levels are resized while it runs, and each level (or band of one, ``pnet_bands``) is its
+    own run (largest first, at most ``2 * threads`` going: ``models.openvino_net.run_each``)
+    on a model with ``threads`` single-threaded streams, compiled for each recurring level
+    shape (``ShapeCompiled``); each level's maps go to the detector's candidate handling as
+    soon as they are done, while the later levels run. RNet and ONet in chunks
+    (``PatchNetwork``), each chunk cut while the runs before it go. Measured on the 2-core VM
+    (same process, alternating; ms): resize + PNet astronaut 22 / famous-selfie 77 with every
+    level run at once against 23-29 / 90-113 for the levels one after another on two threads
+    (TensorFlow's banded call: 26 / 83); famous-selfie's 1317 RNet and 332 ONet candidates 56
+    and 87 ms (TensorFlow 65 / 108); the astronaut's 7 ONet candidates 1.9 ms (TensorFlow
+    5.2). Overlapping the resizing, the cutting and the candidate handling with the runs: the
+    astronaut's whole detection 26.4 -> 25.0 and 25.9 -> 24.8 ms, famous-selfie's 167 -> 165
+    and 172 -> 169 ms (two processes, each alternating the two flows, medians of 100 and 20).
     """
 
     RNET_CHUNK = 64
@@ -289,26 +296,45 @@ class OpenVINONetworks:
             self._compiler,
         )
 
-    def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
+    def pnet_levels(
+        self, image: np.ndarray, levels: Pyramid
+    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+        """``models.detector.Networks.pnet_levels``: the largest level is resized and started
+        first, and the other levels are resized while it runs; each level's maps are yielded
+        as soon as its bands are done, while the later levels' runs go on."""
         shapes = [(int(h), int(w)) for h, w in levels.shapes]  # largest first
-        resized = area_levels(image, shapes)
-        bands = [
-            level[None, first:end]
-            for level in resized
-            for first, end in pnet_bands(*level.shape[:2], self.BAND_PIXELS)
-        ]
-        outputs = run_all(self._pnet, bands, 2 * self.threads)
-        probs = np.concatenate([prob.reshape(-1) for _, prob in outputs])
-        regs = np.concatenate([reg.reshape(-1, 4) for reg, _ in outputs])
+        cuts = [pnet_bands(h, w, self.BAND_PIXELS) for h, w in shapes]
+
+        def bands() -> Iterator[np.ndarray]:
+            for part in (slice(0, 1), slice(1, None)):
+                for level, rows in zip(area_levels(image, shapes[part]), cuts[part], strict=True):
+                    for first, end in rows:
+                        yield level[None, first:end]
+
+        with contextlib.closing(run_each(self._pnet, bands(), 2 * self.threads)) as outputs:
+            for rows in cuts:
+                parts = [next(outputs) for _ in rows]
+                reg = np.concatenate([r for r, _ in parts], axis=1)[0]
+                prob = np.concatenate([p for _, p in parts], axis=1)[0]
+                yield prob, reg
+
+    def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
+        """Every level's face probabilities and (h*w, 4) box regressions, flattened row-major,
+        one level after the other (``models.detector_tf``'s ``pnet``)."""
+        outputs = list(self.pnet_levels(image, levels))
+        probs = np.concatenate([prob.reshape(-1) for prob, _ in outputs])
+        regs = np.concatenate([reg.reshape(-1, 4) for _, reg in outputs])
         return probs, regs
 
-    def rnet(self, patches: np.ndarray) -> list[np.ndarray]:
+    def rnet(self, patches: Patches) -> list[np.ndarray]:
         return self._rnet(patches)
 
-    def onet(self, patches: np.ndarray) -> list[np.ndarray]:
+    def onet(self, patches: Patches) -> list[np.ndarray]:
         return self._onet(patches)
 
     def warm_up(self) -> None:
+        image = np.zeros((64, 64, 3), np.uint8)
         for network, size in ((self._rnet, 24), (self._onet, 48)):
-            network(np.zeros((2, size, size, 3), np.float32))
-            network(np.zeros((network.chunk * self.threads, size, size, 3), np.float32))
+            for count in (2, network.chunk * self.threads):
+                windows = np.tile(np.array([[0, 0, 30, 30]], np.int64), (count, 1))
+                network(Patches(image, windows, size))

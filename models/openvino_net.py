@@ -20,7 +20,7 @@ import functools
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -73,9 +73,10 @@ class Pending:
     """A run started on one of a compiled model's infer requests; ``result`` waits for it
     (once) and hands the request back."""
 
-    def __init__(self, network: CompiledNetwork, request: ov.InferRequest) -> None:
+    def __init__(self, network: CompiledNetwork, request: ov.InferRequest, x: np.ndarray) -> None:
         self._network = network
         self._request: ov.InferRequest | None = request
+        self._input: np.ndarray | None = x  # read in place: kept alive until the run is done
 
     def result(self) -> list[np.ndarray]:
         """Every output, copied out of the request's buffers.
@@ -89,6 +90,7 @@ class Pending:
         self._request = None
         try:
             request.wait()
+            self._input = None
             return [request.get_output_tensor(i).data.copy() for i in range(self._network.outputs)]
         finally:
             self._network.give_back(request)
@@ -150,7 +152,7 @@ class CompiledNetwork:
         except BaseException:
             self.give_back(request)
             raise
-        return Pending(self, request)
+        return Pending(self, request, x)
 
     def each(self, batch: np.ndarray) -> np.ndarray:
         """The first output of every item of ``batch``, each run as its own batch of one, up
@@ -161,28 +163,38 @@ class CompiledNetwork:
         return np.stack([out[0][0] for out in run_all(self, batch[:, None], 2 * self.streams)])
 
 
-def run_all(
-    network: CompiledNetwork | ShapeCompiled, inputs: Sequence[np.ndarray], window: int
-) -> list[list[np.ndarray]]:
-    """Every output of ``network`` on every input, in order, at most ``window`` runs started
-    at a time (each started run holds an infer request and its buffers: famous-selfie's 21
-    RNet chunks all at once would keep 21). If a run fails, those still going are waited for
-    (their requests go back) and the error is raised."""
-    results: list[list[np.ndarray]] = []
+def run_each(
+    network: CompiledNetwork | ShapeCompiled, inputs: Iterable[np.ndarray], window: int
+) -> Iterator[list[np.ndarray]]:
+    """Every output of ``network`` on every input, in order, each yielded as soon as its run
+    is done, at most ``window`` runs started at a time (each started run holds an infer
+    request and its buffers: famous-selfie's 21 RNet chunks all at once would keep 21).
+
+    ``inputs`` is read lazily, an input once the one before it has started: an iterable that
+    computes its items (the pyramid's levels, RNet's crops) does that work while the runs
+    already started are going, and the caller's work on each yielded result overlaps the
+    runs after it. If a run fails, or the caller stops early, the runs still going are
+    waited for (their requests go back); a failure is raised.
+    """
     runs: collections.deque[Pending] = collections.deque()
     try:
         for x in inputs:
             if len(runs) >= window:
-                results.append(runs.popleft().result())
+                yield runs.popleft().result()
             runs.append(network.start(x))
         while runs:
-            results.append(runs.popleft().result())
-    except BaseException:
+            yield runs.popleft().result()
+    finally:
         for run in runs:
             with contextlib.suppress(RuntimeError):
                 run.result()
-        raise
-    return results
+
+
+def run_all(
+    network: CompiledNetwork | ShapeCompiled, inputs: Iterable[np.ndarray], window: int
+) -> list[list[np.ndarray]]:
+    """``run_each``'s results as a list."""
+    return list(run_each(network, inputs, window))
 
 
 class ShapeCompiled:

@@ -171,7 +171,8 @@ def test_the_detectors_crops_of_a_crowd_are_opencvs(data_dir: Path):
     onet_boxes = np.fix(detector._stage_rnet(rgb, boxes)[:, 0:4])
     assert len(boxes) > 1000 and len(onet_boxes) > 200
     for candidates, size in ((boxes, 24), (onet_boxes, 48)):
-        patches, kept = _crops(rgb, candidates, size)
+        cut, kept = _crops(rgb, candidates, size)
+        patches = cut.cut()
         assert len(kept) == len(candidates)
         for box, patch in zip(candidates.astype(np.int64), patches, strict=True):
             window = (box[0] - 1, box[1] - 1, box[2] - box[0] + 1, box[3] - box[1] + 1)

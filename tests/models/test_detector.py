@@ -297,8 +297,11 @@ def test_crops_are_the_reference_padded_area_resized_crops():
         ],
         dtype=np.float64,
     )
-    patches, kept = _crops(image, boxes, 24)
-    assert kept.tolist() == [0, 1, 2, 3] and patches.shape == (4, 24, 24, 3)
+    cut, kept = _crops(image, boxes, 24)
+    patches = cut.cut()
+    assert kept.tolist() == [0, 1, 2, 3] and len(cut) == 4 and patches.shape == (4, 24, 24, 3)
+    # Cut in chunks, the same patches.
+    assert np.array_equal(np.concatenate([cut.cut(0, 1), cut.cut(1, 3), cut.cut(3)]), patches)
     norm = lambda a: (a - np.float32(127.5)) * np.float32(0.0078125)  # noqa: E731
     inside = image[20:50, 10:40].astype(np.float32)
     assert np.array_equal(patches[0], norm(cv2.resize(inside, (24, 24), interpolation=3)))
@@ -366,7 +369,7 @@ def test_forwards_give_the_package_networks_values(tf_detector, astronaut, name)
             np.asarray([[180, 65, 265, 172], [300, 50, 400, 150], [-20, -20, 60, 60]], float),
             size,
         )
-        inputs = [tf.constant(patches)]
+        inputs = [tf.constant(patches.cut())]
     nets = tf_detector._nets
     net = getattr(nets, f"_{name}")
     forward = getattr(detector_tf, f"{name}_forward")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.area import area_levels
-from models.detector import MTCNNDetector, pyramid
+from models.detector import MTCNNDetector, Patches, pyramid
 from models.mtcnn_openvino import load_weights, pnet_model
 from models.openvino_net import ShapeCompiled
 
@@ -92,6 +92,37 @@ def test_runs_started_together_give_each_inputs_outputs_and_a_failure_frees_the_
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(again, together[:2], strict=True))
 
 
+def test_run_each_takes_inputs_as_runs_start_and_an_early_stop_frees_the_runs():
+    """``run_each`` reads its inputs lazily (an input once the one before it has started, so
+    computing it overlaps the runs going), yields each result in order as it is done, and a
+    caller that stops early leaves no run holding a request."""
+    from models.mtcnn_openvino import _bounded, rnet_model
+    from models.openvino_net import CompiledNetwork, run_each
+
+    net = CompiledNetwork(_bounded(rnet_model(load_weights("rnet")), 24, 64), 2, 2)
+    rng = np.random.default_rng(5)
+    parts = [rng.uniform(-1, 1, (n, 24, 24, 3)).astype(np.float32) for n in (64, 9, 30, 2, 5)]
+    taken: list[int] = []
+
+    def inputs():
+        for k, part in enumerate(parts):
+            taken.append(k)
+            yield part
+
+    outputs = run_each(net, inputs(), 2)
+    first = next(outputs)
+    assert taken == [0, 1, 2]  # two runs going, the third input read while they run
+    assert all(np.array_equal(a, b) for a, b in zip(first, net(parts[0]), strict=True))
+    second = next(outputs)
+    assert taken == [0, 1, 2, 3]
+    assert all(np.array_equal(a, b) for a, b in zip(second, net(parts[1]), strict=True))
+    outputs.close()  # the run on parts[2] is waited for and its request handed back
+    assert net._requests.qsize() == 2  # every request created is back in the pool
+    rest = list(run_each(net, iter(parts), 2))
+    for part, result in zip(parts, rest, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(result, net(part), strict=True))
+
+
 def test_a_runs_result_is_taken_once():
     """The request goes back to the pool with the first ``result``: a second would hand it
     back twice (two callers on one request), so it is refused."""
@@ -111,8 +142,11 @@ def test_rnet_and_onet_give_the_same_outputs_once_their_batch_sizes_are_compiled
 
     nets = OpenVINONetworks()
     rng = np.random.default_rng(6)
+    image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
     for network, size, count in ((nets._rnet, 24, 135), (nets._onet, 48, 7), (nets._onet, 48, 37)):
-        patches = rng.uniform(-1, 1, (count, size, size, 3)).astype(np.float32)
+        corners = rng.integers(-10, 130, (count, 2))
+        sides = rng.integers(8, 60, (count, 1))
+        patches = Patches(image, np.hstack([corners, sides, sides]).astype(np.int64), size)
         first = network(patches)
         network(patches)
         nets._compiler.submit(lambda: None).result()  # the compilations asked for are done
