@@ -270,7 +270,7 @@ class Patches:
 
     A backend cuts the patches chunk by chunk (``cut``) as its runs can take them, so the
     cutting of one chunk overlaps the network's run on the one before (the astronaut's 142
-    RNet crops take 1.6-2.4 ms of one core).
+    RNet crops take 1.5-2.4 ms of one core).
     """
 
     image: np.ndarray  # (H, W, 3) uint8 RGB
