@@ -227,8 +227,7 @@ CLONES static void resize(const Window *restrict win, Level *levels, int count,
             if (x1 > x0) {
                 const unsigned char *restrict row =
                     win->data + ((size_t)sy * win->width + win->left + x0) * CN;
-                int x = x0;
-                for (; x < x1; x++)
+                for (int x = x0; x < x1; x++)
                     for (int c = 0; c < CN; c++)
                         to[(size_t)x * STRIDE + c] = (float)row[(x - x0) * CN + c];
             }

@@ -104,9 +104,8 @@ def area_crops(image: np.ndarray, windows: np.ndarray, size: int) -> np.ndarray:
     picked = np.flatnonzero(native)
     image = np.ascontiguousarray(image)
     batch = np.empty((len(windows), size, size, 3), dtype=np.float32)
-    if picked.size == len(windows):
-        if picked.size:
-            _area.area_crops(image, np.ascontiguousarray(windows), batch)
+    if picked.size and picked.size == len(windows):
+        _area.area_crops(image, np.ascontiguousarray(windows), batch)
     elif picked.size:
         resized = np.empty((picked.size, size, size, 3), dtype=np.float32)
         _area.area_crops(image, np.ascontiguousarray(windows[picked]), resized)

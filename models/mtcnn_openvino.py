@@ -318,14 +318,6 @@ class OpenVINONetworks:
                 prob = np.concatenate([p for _, p in parts], axis=1)[0]
                 yield prob, reg
 
-    def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
-        """Every level's face probabilities and (h*w, 4) box regressions, flattened row-major,
-        one level after the other (``models.detector_tf``'s ``pnet``)."""
-        outputs = list(self.pnet_levels(image, levels))
-        probs = np.concatenate([prob.reshape(-1) for prob, _ in outputs])
-        regs = np.concatenate([reg.reshape(-1, 4) for _, reg in outputs])
-        return probs, regs
-
     def rnet(self, patches: Patches) -> list[np.ndarray]:
         return self._rnet(patches)
 

@@ -432,6 +432,16 @@ def test_each_network_is_compiled_once(tf_detector):
         assert fn.experimental_get_tracing_count() == 1
 
 
+def flat_pnet(nets, image: np.ndarray, levels) -> tuple[np.ndarray, np.ndarray]:
+    """Every level's face probabilities and (h*w, 4) regressions of a backend's
+    ``pnet_levels``, flattened row-major one level after the other."""
+    outputs = list(nets.pnet_levels(image, levels))
+    return (
+        np.concatenate([prob.reshape(-1) for prob, _ in outputs]),
+        np.concatenate([reg.reshape(-1, 4) for _, reg in outputs]),
+    )
+
+
 @pytest.mark.shared_data
 def test_openvino_networks_give_tensorflows_values(tf_detector, astronaut, selfie):
     """The serving backend's networks against the package's Keras models, on every pyramid
@@ -441,7 +451,7 @@ def test_openvino_networks_give_tensorflows_values(tf_detector, astronaut, selfi
     ours, ref = ov_detector._nets, tf_detector._nets
     for image in (astronaut, selfie):
         levels = pyramid(*image.shape[:2], 20, 0.709)
-        for a, b in zip(ours.pnet(image, levels), ref.pnet(image, levels), strict=True):
+        for a, b in zip(flat_pnet(ours, image, levels), flat_pnet(ref, image, levels), strict=True):
             assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
         boxes = tf_detector._stage_pnet(image, levels)
         patches, _ = _crops(image, boxes, 24)
@@ -492,5 +502,6 @@ def test_openvino_pnet_bands_give_the_whole_levels_values(selfie, astronaut):
     for image in (selfie, astronaut):
         levels = pyramid(*image.shape[:2], 20, 0.709)
         assert len(pnet_bands(*levels.shapes[0], banded.BAND_PIXELS)) > 5
-        for a, b in zip(banded.pnet(image, levels), whole.pnet(image, levels), strict=True):
+        pairs = zip(flat_pnet(banded, image, levels), flat_pnet(whole, image, levels), strict=True)
+        for a, b in pairs:
             assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
