@@ -114,9 +114,11 @@ class TensorFlowNetworks:
         self._onet_call = self._onet_fn.get_concrete_function()
         log.info("MTCNN networks (TensorFlow) loaded in %.2f s", time.perf_counter() - started)
 
-    def pnet(self, image: np.ndarray, levels: Pyramid) -> tuple[np.ndarray, np.ndarray]:
-        """Resize the image to every level and run PNet: every level's face probabilities and
-        box regressions, flattened row-major one level after the other."""
+    def pnet_levels(
+        self, image: np.ndarray, levels: Pyramid
+    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+        """Resize the image to every level and run PNet on all of them in one call; then each
+        level's face probabilities (h, w) and box regressions (h, w, 4), largest first."""
         shapes = [(int(h), int(w)) for h, w in levels.shapes]
         flat = np.concatenate([level.ravel() for level in area_levels(image, shapes)])
         probs, regs = self._pnet_call(
@@ -125,13 +127,7 @@ class TensorFlowNetworks:
             tf.constant(levels.offsets),
             tf.constant(levels.tiles),
         )
-        return probs.numpy(), regs.numpy()
-
-    def pnet_levels(
-        self, image: np.ndarray, levels: Pyramid
-    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
-        """``pnet``'s maps level by level: probabilities (h, w), regressions (h, w, 4)."""
-        probs, regs = self.pnet(image, levels)
+        probs, regs = probs.numpy(), regs.numpy()  # every level's, row-major, one after another
         start = 0
         for h, w in levels.out_shapes:
             end = start + int(h) * int(w)
